@@ -138,6 +138,9 @@ def main() -> int:
             field, new, why = FIXES[line]
             notes.append(f"import: {field} set to '{new}' (was '{rec[field]}'): {why}")
             rec[field] = new
+        if not rec["source"]:
+            # the shared file names the newspaper in its note when the search hit had no URL
+            rec["source"] = "no URL; " + r["note"].split("; text is ")[-1]
         rec["note"] = "; ".join(notes)
         rec["value"] = f"{rec['value']:g}" if abs(rec["value"]) < 1e15 else rec["value"]
         out.append(rec)
