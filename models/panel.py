@@ -1,0 +1,173 @@
+"""The panel: every observed (jurisdiction, series) pair on its transformed scale.
+
+Observations enter as what they are (DESIGN.md §3):
+
+* ``full`` values are readings at the year end (stocks) or for the whole year (flows);
+* a stock read before the year end (``end-m9``) is a reading at a fractional time;
+* a partial-year flow (``m1-m9``) is annualised (× 12/9) with extra noise that grows
+  with the missing months — it is never taken as a full year;
+* a total over several years (``sum-2016-2020``) informs the sum of the path;
+* ``lower_bound`` values (超过) are censored: the truth is above them.
+
+Duplicated figures (mirrors of one release) are counted once, the most reliable copy.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .transforms import forward, group_of
+
+# Observation noise on the transformed scale by reliability (≈ 1 %, 3 %, 8 % on a log
+# scale): an official yearbook figure is nearly exact, a reprint may be rounded or
+# mis-dated, a derived figure carries the error of its derivation.
+RELIABILITY_SD = {"official": 0.01, "secondary": 0.03, "estimate": 0.08}
+RELIABILITY_RANK = {"official": 0, "secondary": 1, "estimate": 2}
+PARTIAL_EXTRA_SD = 0.25  # × (missing months / 12): seasonality of annualised flows
+_PERIOD = re.compile(r"^(full|m(\d+)-m(\d+)|end-m(\d+)|sum-(\d{4})-(\d{4}))$")
+
+
+@dataclass
+class SeriesInfo:
+    key: str            # "wuxi:pct_applications"
+    jurisdiction: str
+    code: str
+    kind: str
+    family: str
+    bounds: tuple | None
+    monotone: bool
+    census_break: int | None
+    parent: str | None = None   # key of the nearest ancestor series with the same code
+    n_years: int = 0            # distinct years with a level reading of its own
+    last_year: float = np.nan
+    last_value: float = np.nan
+
+    @property
+    def basis(self) -> str:
+        """data: its own points drive it; pooled: few points, pooling matters;
+        prior-only: nothing beyond one baseline point — the growth is the pooled prior."""
+        if self.n_years <= 1:
+            return "prior-only"
+        if self.n_years <= 4:
+            return "pooled"
+        return "data"
+
+
+@dataclass
+class Panel:
+    series: list[SeriesInfo]
+    points: pd.DataFrame        # level readings: s, t, z, sd
+    sums: pd.DataFrame          # multi-year totals: s, y0, y1, z, sd
+    censored: pd.DataFrame      # lower bounds: s, t, z, sd
+    as_of: int | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def keys(self) -> list[str]:
+        return [s.key for s in self.series]
+
+    def index(self, key: str) -> int:
+        return self.keys.index(key)
+
+    def info(self, key: str) -> SeriesInfo:
+        return self.series[self.index(key)]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(repr([(s.key, s.kind, s.parent, s.census_break) for s in self.series]).encode())
+        for df in (self.points, self.sums, self.censored):
+            h.update(pd.util.hash_pandas_object(df.round(10), index=False).values.tobytes())
+        return h.hexdigest()[:16]
+
+    @classmethod
+    def from_registry(cls, reg, as_of: int | None = None, keys: list[str] | None = None) -> "Panel":
+        """All observed series (or only ``keys`` and their ancestors), data up to ``as_of``."""
+        obs = reg.observations.copy()
+        if as_of is not None:
+            obs = obs[_available_year(obs) <= as_of]
+        return cls.from_frame(obs, reg.series, reg.jurisdictions, as_of=as_of, keys=keys)
+
+    @classmethod
+    def from_frame(cls, obs: pd.DataFrame, series_reg: dict, jurisdictions: dict, as_of=None, keys=None) -> "Panel":
+        obs = obs.copy()
+        obs["rank"] = obs.reliability.map(RELIABILITY_RANK)
+        obs = obs.sort_values(["jurisdiction", "series", "year", "period", "rank", "value"])
+        obs = obs.drop_duplicates(["jurisdiction", "series", "year", "period"], keep="first")
+        pairs = sorted(set(zip(obs.jurisdiction, obs.series)))
+        if keys is not None:
+            wanted = set()
+            for k in keys:
+                jur, code = k.split(":", 1)
+                wanted.add((jur, code))
+                j = jurisdictions.get(jur)
+                while j is not None and j.parent:
+                    wanted.add((j.parent, code))
+                    j = jurisdictions.get(j.parent)
+            pairs = [p for p in pairs if p in wanted]
+        infos = []
+        for jur, code in pairs:
+            s = series_reg[code]
+            infos.append(SeriesInfo(f"{jur}:{code}", jur, code, s.kind, s.family, s.bounds, s.monotone, s.census_break))
+        have = {(i.jurisdiction, i.code): i.key for i in infos}
+        for i in infos:
+            j = jurisdictions.get(i.jurisdiction)
+            while j is not None and j.parent:
+                if (j.parent, i.code) in have:
+                    i.parent = have[(j.parent, i.code)]
+                    break
+                j = jurisdictions.get(j.parent)
+        idx = {i.key: n for n, i in enumerate(infos)}
+        pts, sums, cens = [], [], []
+        for r in obs.itertuples():
+            key = f"{r.jurisdiction}:{r.series}"
+            if key not in idx:
+                continue
+            info = infos[idx[key]]
+            m = _PERIOD.match(r.period)
+            sd = RELIABILITY_SD[r.reliability]
+            if m.group(5):  # multi-year total
+                y0, y1 = int(m.group(5)), int(m.group(6))
+                z = float(forward(r.value, info.kind, info.bounds))
+                (cens if r.lower_bound else sums).append(dict(s=idx[key], y0=y0, y1=y1, z=z, sd=sd))
+                continue
+            t, value = float(r.year), float(r.value)
+            if m.group(2):  # partial-year flow, annualised
+                months = int(m.group(3)) - int(m.group(2)) + 1
+                value *= 12.0 / months
+                sd = float(np.hypot(sd, PARTIAL_EXTRA_SD * (12 - months) / 12))
+            elif m.group(4):  # stock read before the year end
+                t = r.year - (12 - int(m.group(4))) / 12.0
+            z = float(forward(value, info.kind, info.bounds))
+            rec = dict(s=idx[key], t=t, z=z, sd=sd)
+            (cens if r.lower_bound else pts).append(rec)
+        points = pd.DataFrame(pts, columns=["s", "t", "z", "sd"]).sort_values(["s", "t"]).reset_index(drop=True)
+        for i, info in enumerate(infos):
+            p = points[points.s == i]
+            info.n_years = int(p.t.round().nunique())
+            if len(p):
+                last = p.iloc[-1]
+                info.last_year = float(last.t)
+        # last full reading on the natural scale: a running total may not fall below it
+        full = obs[(obs.period == "full") & (~obs.lower_bound.astype(bool))].sort_values("year")
+        for (jur, code), g in full.groupby(["jurisdiction", "series"]):
+            key = f"{jur}:{code}"
+            if key in idx:
+                infos[idx[key]].last_value = float(g.value.iloc[-1])
+        return cls(infos, points,
+                   pd.DataFrame(sums, columns=["s", "y0", "y1", "z", "sd"]),
+                   pd.DataFrame(cens, columns=["s", "t", "y0", "y1", "z", "sd"]), as_of)
+
+    def groups(self) -> np.ndarray:
+        from .transforms import GROUPS
+
+        return np.array([GROUPS.index(group_of(s.kind)) for s in self.series])
+
+
+def _available_year(obs: pd.DataFrame) -> pd.Series:
+    """The year a figure became known: a multi-year total at its last year."""
+    end = obs.period.str.extract(r"sum-\d{4}-(\d{4})")[0].astype(float)
+    return end.fillna(obs.year.astype(float))
