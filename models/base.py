@@ -40,10 +40,9 @@ class Forecaster:
         for j, key in enumerate(keys):
             info = self.panel.info(key)
             x = inverse(z[:, j, :], info.kind, info.bounds)
-            if info.monotone and info.last_value == info.last_value:
-                after = years >= np.floor(info.last_year)
-                x[:, after] = np.maximum(x[:, after], info.last_value)
-            out[:, j, :] = finish_paths(x, info.kind, info.monotone)
+            start = int(np.searchsorted(years, np.floor(info.last_year))) if info.last_year == info.last_year else 0
+            floor = info.last_value if info.last_value == info.last_value else None
+            out[:, j, :] = finish_paths(x, info.kind, info.monotone, floor, start)
         infos = [self.panel.info(k) for k in keys]
         return xr.DataArray(
             out, dims=("draw", "series", "year"),

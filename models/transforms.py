@@ -43,16 +43,21 @@ def group_of(kind: str) -> str:
 GROUPS = ["flow", "stock", "count", "bounded"]
 
 
-def finish_paths(x: np.ndarray, kind: str, monotone: bool, floor_value: float | None = None) -> np.ndarray:
+def finish_paths(x: np.ndarray, kind: str, monotone: bool, floor_value: float | None = None,
+                 start: int = 0) -> np.ndarray:
     """Natural-scale paths (…, year): integers for counts, running totals never fall.
 
-    ``floor_value`` is the last observed value of a running total: the path may not
-    fall below what has already been counted.
+    From year index ``start`` (the last observed year) on, a running total may not
+    fall below ``floor_value`` (what has already been counted) nor below any earlier
+    year of the same path.  Years before ``start`` are left alone: a back-cast is not
+    a running total the data has seen.
     """
+    x = np.array(x, dtype=float)
     if kind == "count":
-        x = np.rint(x)
+        x = np.maximum(np.rint(x), 0)
     if monotone:
+        tail = x[..., start:]
         if floor_value is not None:
-            x = np.maximum(x, floor_value)
-        x = np.maximum.accumulate(x, axis=-1)
+            tail = np.maximum(tail, floor_value)
+        x[..., start:] = np.maximum.accumulate(tail, axis=-1)
     return x

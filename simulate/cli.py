@@ -2,6 +2,7 @@
 that tests call directly)."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -130,6 +131,242 @@ def data_template(plan_id, fmt, out, plan_files, data_files):
     plan = reg.plan(plan_id)
     path = write_template(reg, plan, fmt, Path(out or f"{plan_id}-data.{fmt}"))
     click.echo(f"wrote {path}  — fill in 'value' and 'source', then: ipsim validate {path}")
+
+
+# ----------------------------------------------------------------- modelling
+def _say(msg):
+    if sys.stderr.isatty():
+        click.echo(f"… {msg}", err=True)
+
+
+def _scenario_path(name_or_path, reg) -> Path:
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    cand = reg.home / "scenarios" / (name_or_path if name_or_path.endswith(".yaml") else name_or_path + ".yaml")
+    if cand.exists():
+        return cand
+    from .errors import Problem
+    from .errors import did_you_mean as dym
+
+    names = [f.stem for f in (reg.home / "scenarios").glob("*.yaml")]
+    raise InputError(Problem(str(name_or_path), "", "scenario file not found",
+                             dym(p.stem, names) or f"shipped scenarios: {', '.join(sorted(names))}"))
+
+
+@cli.command("fit")
+@DATA_FILES
+@PLAN_FILES
+@click.option("--as-of", type=int, default=None, help="Use observations up to this year only.")
+@click.option("--model", default="hierarchical", show_default=True)
+def fit_cmd(data_files, plan_files, as_of, model):
+    """Fit (or load from cache) the model on all observed series; print diagnostics."""
+    from .engine import diagnostics_of, fit_model
+
+    reg = load_registry(plan_files, data_files)
+    _say("fitting (first time: compiling the model takes a minute or two) …")
+    fc, panel = fit_model(reg, as_of, model)
+    if hasattr(fc, "series_diagnostics"):
+        per = fc.series_diagnostics().join(pd.Series({i.key: i.basis for i in panel.series}, name="basis"))
+        per["n_years"] = [panel.info(k).n_years for k in per.index]
+        click.echo(per.sort_values("r_hat", ascending=False).to_string(float_format=lambda v: f"{v:.3f}"))
+    d = diagnostics_of(fc)
+    click.echo(json.dumps({k: v for k, v in d.items() if k != "series_not_converged"}, ensure_ascii=False))
+    if hasattr(fc, "series_diagnostics") and not d["converged"]:
+        click.echo(f"WARNING: the fit did not converge (series: {', '.join(d['series_not_converged'][:10])})", err=True)
+    if getattr(fc, "cache_path", None):
+        click.echo(f"posterior cache: {fc.cache_path}")
+    for k, why in list(fc.refusals.items())[:20]:
+        click.echo(f"refused {k}: {why}", err=True)
+
+
+def _run(scenarios, plan_ids, draws, seed, plan_files, data_files):
+    from .engine import run_scenario
+    from .scenario import load_scenario
+
+    reg = load_registry(plan_files, data_files)
+    loaded = []
+    for name in scenarios:
+        sc = load_scenario(_scenario_path(name, reg), reg)
+        for w in getattr(sc, "warnings", []):
+            click.echo(f"warning: {w}", err=True)
+        loaded.append(sc)
+    for pid in plan_ids:
+        reg.plan(pid)
+    results = [run_scenario(sc, reg, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say)
+               for sc in loaded]
+    return reg, loaded, results
+
+
+def _check_convergence(results, strict):
+    bad = [r for r in results if r.diagnostics.get("converged") is False]
+    for r in bad:
+        d = r.diagnostics
+        click.echo(f"WARNING: scenario {r.scenario.name}: the model did not converge (max R-hat {d['max_r_hat']:.3f}, "
+                   f"min ESS {d['min_ess_bulk']:.0f}, divergences {d['divergences']}); probabilities of series "
+                   f"{', '.join(d['series_not_converged'][:8]) or '(global parameters)'} are unreliable", err=True)
+    if bad and strict:
+        sys.exit(3)
+
+
+def _pct(v):
+    return "" if v != v else f"{100 * v:.0f}%"
+
+
+def summary_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
+    name = "name_zh" if lang == "zh" else "name_en"
+    t = pd.DataFrame({L.col("indicator", lang): probs["indicator"], L.col("name", lang): probs[name].str.slice(0, 24),
+                      L.col("target", lang): [("—" if pd.isna(t) else f"{c} {t:g}") for c, t in zip(probs.comparator, probs.target)],
+                      ("实现概率" if lang == "zh" else "P(met)"): probs.p_met.map(_pct),
+                      ("结论" if lang == "zh" else "category"): probs["category_zh" if lang == "zh" else "category_en"],
+                      ("可能性" if lang == "zh" else "likelihood"): probs["likelihood_zh" if lang == "zh" else "likelihood_en"],
+                      ("依据" if lang == "zh" else "basis"): probs.basis})
+    return t
+
+
+@cli.command("run")
+@click.argument("scenarios", nargs=-1, required=True)
+@click.option("--plan", "plan_ids", multiple=True, help="Only these plans (repeatable).")
+@click.option("--draws", type=click.IntRange(1, 200000), default=None, help="Monte Carlo draws (default: scenario's).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: scenario's).")
+@click.option("--out", "out_root", type=click.Path(file_okay=False), default=None, help="Results root (default results/).")
+@click.option("--strict", is_flag=True, help="Exit with status 3 if the model did not converge.")
+@PLAN_FILES
+@DATA_FILES
+@LANG
+def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data_files, lang):
+    """Run SCENARIO files (or shipped names) and write a new results/ directory."""
+    from .results import write_run
+
+    reg, loaded, results = _run(scenarios, plan_ids, draws, seed, plan_files, data_files)
+    label = "+".join(sc.name for sc in loaded)
+    run_dir = write_run(results, reg, Path(out_root) if out_root else reg.home / "results", label,
+                        seed if seed is not None else loaded[0].seed, draws or loaded[0].draws,
+                        [sc.file for sc in loaded])
+    probs = pd.concat([r.probabilities for r in results])
+    summ = pd.concat([r.plan_summary for r in results])
+    if len(results) == 1:
+        for pid, g in probs.groupby("plan", sort=False):
+            s = summ[(summ.plan == pid) & (summ.attribute == "all")].iloc[0]
+            click.echo(f"\n== {pid}  " + (f"预期实现 {s.expected_met:.1f}/{s.evaluable} 项, 全部实现概率 {_pct(s.p_all_met)}, "
+                                           f"≥80%实现概率 {_pct(s.p_80pct_met)}" if lang == "zh" else
+                                           f"expected met {s.expected_met:.1f}/{s.evaluable}, P(all) {_pct(s.p_all_met)}, "
+                                           f"P(≥80%) {_pct(s.p_80pct_met)}"))
+            click.echo(summary_table(g, lang).to_string(index=False))
+    else:
+        click.echo(compare_table(probs, lang).to_string(index=False))
+    click.echo(f"\nresults: {run_dir}")
+    _check_convergence(results, strict)
+
+
+def compare_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
+    name = "name_zh" if lang == "zh" else "name_en"
+    wide = probs.pivot_table(index=["plan", "indicator", name], columns="scenario", values="p_met", sort=False, dropna=False)
+    wide = wide.map(_pct).reset_index()
+    wide[name] = wide[name].str.slice(0, 24)
+    return wide
+
+
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@LANG
+def compare_cmd(runs, lang):
+    """One table of P(met) side by side for the scenarios of RUN directories."""
+    from .results import read_run
+
+    probs = pd.concat([read_run(r)["probabilities"] for r in runs])
+    click.echo(compare_table(probs, lang).to_string(index=False))
+
+
+@cli.command("rank")
+@click.argument("plan_id")
+@click.option("--scenario", default="baseline", show_default=True)
+@click.option("--draws", type=click.IntRange(1, 200000), default=None)
+@click.option("--seed", type=int, default=None)
+@PLAN_FILES
+@DATA_FILES
+@LANG
+def rank_cmd(plan_id, scenario, draws, seed, plan_files, data_files, lang):
+    """Risk ranking of one plan's targets for evaluators, most at risk first."""
+    reg, loaded, results = _run([scenario], [plan_id], draws, seed, plan_files, data_files)
+    click.echo(rank_table(results[0].probabilities, lang).to_string(index=False))
+    _check_convergence(results, False)
+
+
+def rank_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
+    p = probs.copy()
+    p["_order"] = p.p_met.fillna(2.0)
+    p = p.sort_values(["_order", "indicator"])
+    zh = lang == "zh"
+    g = lambda v: "" if v is None or v != v else f"{100 * v:+.1f}%"  # noqa: E731
+    return pd.DataFrame({
+        ("排名" if zh else "rank"): range(1, len(p) + 1),
+        L.col("name", lang): p["name_zh" if zh else "name_en"].str.slice(0, 22),
+        L.col("target", lang): [("—" if pd.isna(t) else f"{c}{t:g}") for c, t in zip(p.comparator, p.target)],
+        ("最新值" if zh else "latest"): [("" if pd.isna(v) else f"{v:g} ({int(y)})") for v, y in zip(p.latest, p.latest_year)],
+        ("中位预测" if zh else "median"): p["median"].map(lambda v: "" if v != v else f"{v:.4g}"),
+        ("实现概率" if zh else "P(met)"): p.p_met.map(_pct),
+        ("结论" if zh else "category"): p["category_zh" if zh else "category_en"],
+        ("可能性" if zh else "likelihood"): p["likelihood_zh" if zh else "likelihood_en"],
+        ("所需增速" if zh else "required growth"): p.required_growth.map(g),
+        ("近期增速" if zh else "recent growth"): p.recent_growth.map(g),
+        ("进度比" if zh else "progress"): p.progress_ratio.map(lambda v: "" if v is None or v != v else f"{v:.2f}"),
+        ("依据" if zh else "basis"): p.basis,
+    })
+
+
+@cli.command("inverse")
+@click.argument("plan_id")
+@click.option("--prob", type=click.FloatRange(0.01, 0.99), default=0.8, show_default=True)
+@click.option("--scenario", default="baseline", show_default=True)
+@click.option("--draws", type=click.IntRange(1, 200000), default=None)
+@click.option("--seed", type=int, default=None)
+@PLAN_FILES
+@DATA_FILES
+@LANG
+def inverse_cmd(plan_id, prob, scenario, draws, seed, plan_files, data_files, lang):
+    """For each indicator, the target value reachable with probability --prob."""
+    from .engine import inverse_query
+
+    reg, loaded, results = _run([scenario], [plan_id], draws, seed, plan_files, data_files)
+    t = inverse_query(results[0], prob)
+    zh = lang == "zh"
+    out = pd.DataFrame({L.col("indicator", lang): t.indicator,
+                        L.col("name", lang): t["name_zh" if zh else "name_en"].str.slice(0, 24),
+                        L.col("target", lang): [f"{c}{v:g}" for c, v in zip(t.comparator, t.target)],
+                        (f"{prob:.0%}把握可达" if zh else f"reachable at {prob:.0%}"): t.reachable.map(lambda v: f"{v:.4g}"),
+                        L.col("unit", lang): t.unit})
+    click.echo(out.to_string(index=False))
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "parquet", "json"]), required=True)
+@click.option("--out", type=click.Path(), default=None)
+@LANG
+def export_cmd(run_dir, fmt, out, lang):
+    """Export a run to CSV, XLSX (sheet per plan + README), Parquet or JSON."""
+    from .results import export_run
+
+    path = export_run(Path(run_dir), fmt, Path(out) if out else None, lang)
+    click.echo(f"wrote {path}")
+
+
+@cli.command("plot")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--plan", "plan_ids", multiple=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory for PNGs (default RUN_DIR/charts).")
+@PLAN_FILES
+@DATA_FILES
+def plot_cmd(run_dir, plan_ids, out, plan_files, data_files):
+    """Fan chart PNG per indicator: history, median, 80 %/95 % bands, target."""
+    from .charts import plot_run
+
+    reg = load_registry(plan_files, data_files)
+    written, notice = plot_run(reg, Path(run_dir), list(plan_ids), Path(out) if out else None)
+    if notice:
+        click.echo(notice, err=True)
+    click.echo(f"wrote {len(written)} charts to {written[0].parent if written else out}")
 
 
 def main(argv=None):

@@ -1,0 +1,273 @@
+"""The scenario engine: fit (or load) the model, draw paths, apply the scenario,
+judge every target.  ``run_scenario`` is the one entry point the CLI and notebooks use.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models import get_forecaster
+from models.panel import Panel
+from models.transforms import finish_paths, forward, inverse
+
+from . import judge
+from .registry import Registry
+from .scenario import Scenario, apply_adjustments, apply_shocks, draw_shocks, what_if_target
+
+QUANTILES = {"q025": 0.025, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q975": 0.975}
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    probabilities: pd.DataFrame
+    forecasts: pd.DataFrame
+    plan_summary: pd.DataFrame
+    metrics: dict = field(default_factory=dict)     # (plan, indicator) -> metric draws
+    diagnostics: dict = field(default_factory=dict)
+    fit_info: dict = field(default_factory=dict)
+
+
+def fit_model(reg: Registry, as_of: int | None, model: str = "hierarchical", **kw):
+    panel = Panel.from_registry(reg, as_of=as_of)
+    fc = get_forecaster(model, **kw)
+    fc.fit(panel)
+    return fc, panel
+
+
+def diagnostics_of(fc) -> dict:
+    if not hasattr(fc, "diagnostics"):
+        return {"model": fc.name, "refused": len(fc.refusals)}
+    d = fc.diagnostics()
+    per = fc.series_diagnostics()
+    bad = per[(per.r_hat > 1.01) | (per.ess_bulk < 400)].index.tolist()
+    return {"model": fc.name, "max_r_hat": float(d.r_hat.max()), "min_ess_bulk": float(d.ess_bulk.min()),
+            "min_ess_tail": float(d.ess_tail.min()), "divergences": int(d.attrs["divergences"]),
+            "converged": bool(d.r_hat.max() <= 1.01 and d.ess_bulk.min() >= 400 and d.attrs["divergences"] == 0),
+            "series_not_converged": bad, "cache": str(getattr(fc, "cache_path", "")),
+            "from_cache": bool(getattr(fc, "from_cache", False))}
+
+
+def _observed(reg: Registry, jur: str, code: str, as_of) -> dict:
+    obs = reg.observations
+    o = obs[(obs.jurisdiction == jur) & (obs.series == code) & (obs.period == "full") & (~obs.lower_bound)]
+    if as_of is not None:
+        o = o[o.year <= as_of]
+    o = o.assign(rank=o.reliability.map({"official": 0, "secondary": 1, "estimate": 2})).sort_values(["year", "rank"])
+    return {int(y): float(g.value.iloc[0]) for y, g in o.groupby("year")}
+
+
+def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed: int | None = None,
+                 plan_ids=None, forecaster=None, progress=None) -> RunResult:
+    draws = int(draws or sc.draws)
+    seed = int(sc.seed if seed is None else seed)
+    plans = [reg.plan(p) for p in (plan_ids or sc.plan_ids(reg))]
+    say = progress or (lambda msg: None)
+    if forecaster is None:
+        say("fitting / loading the model …")
+        forecaster, panel = fit_model(reg, sc.as_of, sc.model)
+    panel = forecaster.panel
+    first = min(min(p.baseline_year for p in plans), *(i.window[0] - 1 for p in plans for i in p.indicators if i.window))
+    last = max(i.target_year for p in plans for i in p.indicators)
+    years = np.arange(first, last + 1)
+    need = []
+    for p in plans:
+        for ind in p.indicators:
+            need.append(f"{p.jurisdiction}:{ind.series}")
+            if ind.relative_to:
+                need.append(f"{ind.relative_to['jurisdiction']}:{ind.relative_to['series']}")
+    keys = [k for k in dict.fromkeys(need) if k in panel.keys]
+    say(f"drawing {draws} paths for {len(keys)} series …")
+    paths = forecaster.sample_posterior_predictive(years, draws=draws, seed=seed, keys=keys)
+    rng = np.random.default_rng([seed, 7])
+    hits = draw_shocks(sc.shocks, years, draws, rng)
+    rows, frows, metrics, met_draws = [], [], {}, {}
+    for p in plans:
+        for ind in p.indicators:
+            row, x, m, h = _judge_indicator(sc, reg, panel, paths, years, p, ind, hits, rng)
+            rows.append(row)
+            if m is not None:
+                metrics[(p.id, ind.id)] = m
+            if h is not None:
+                met_draws[(p.id, ind.id)] = h
+            if x is not None:
+                lo_year = min(p.baseline_year, ind.window[0] - 1 if ind.window else p.baseline_year)
+                for j, y in enumerate(years):
+                    if lo_year <= y <= ind.target_year:
+                        col = x[:, j]
+                        frows.append(dict(plan=p.id, indicator=ind.id, scenario=sc.name, year=int(y),
+                                          mean=float(col.mean()), median=float(np.median(col)),
+                                          **{k: float(np.quantile(col, q)) for k, q in QUANTILES.items()}))
+    probs = pd.DataFrame(rows)
+    fc = pd.DataFrame(frows, columns=["plan", "indicator", "scenario", "year", "mean", "median", *QUANTILES])
+    summary = plan_summary(plans, probs, met_draws, sc.name)
+    return RunResult(sc, probs, fc, summary, metrics, diagnostics_of(forecaster),
+                     {"panel": panel.fingerprint(), "n_series": len(panel.series), "years": [int(years[0]), int(years[-1])]})
+
+
+def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng):
+    key = f"{plan.jurisdiction}:{ind.series}"
+    s = reg.series[ind.series]
+    target = what_if_target(sc, plan, ind)
+    adjs = [a for a in sc.adjustments if a.matches(plan, ind) and a.kind != "target"]
+    shocks = [sh for sh in sc.shocks if sh.matches(plan, ind)]
+    observed = _observed(reg, plan.jurisdiction, ind.series, sc.as_of)
+    base = dict(plan=plan.id, indicator=ind.id, name_zh=ind.name_zh, name_en=ind.name_en, series=ind.series,
+                category=ind.category, attribute=ind.attribute, measure=ind.measure, comparator=ind.comparator,
+                target=target, target_year=ind.target_year, baseline=ind.baseline, unit=s.unit, scenario=sc.name,
+                interpretation=ind.interpretation, note=ind.note)
+    empty = dict(p_met=np.nan, mc_se=np.nan, mean=np.nan, median=np.nan, q025=np.nan, q10=np.nan, q90=np.nan,
+                 q975=np.nan, latest=None, latest_year=None, required_growth=None, recent_growth=None,
+                 posterior_growth=None, progress_ratio=None, basis="", n_obs=0, model="", decided_by="")
+    if target is None:
+        zh, en = judge.NOT_EVALUABLE
+        return {**base, **empty, "category_zh": zh, "category_en": en, "likelihood_zh": "", "likelihood_en": "",
+                "reason": "target unreadable or not numeric (see note)"}, None, None, None
+    by = ind.baseline_year or plan.baseline_year
+    additions = [a for a in adjs if a.kind == "additions"]
+    if key not in paths.series.values:
+        if additions and ind.measure == "increment":
+            x = None
+            add = _draw_additions(additions[0], years, by, len(paths.draw), rng)
+            m = add[:, [i for i, y in enumerate(years) if ind.window[0] <= y <= ind.window[1]]].sum(1)
+            return _finish_row(base, m, target, ind, None, None, "scenario-only", 0, "additions", "", observed), None, m, judge.met(m, target, ind.comparator)
+        zh, en = judge.NOT_EVALUABLE
+        return {**base, **empty, "category_zh": zh, "category_en": en, "likelihood_zh": "", "likelihood_en": "",
+                "reason": "no observation of this series for this place: add a baseline with --data "
+                          f"(ipsim data template {plan.id})"}, None, None, None
+    info = panel.info(key)
+    x = paths.sel(series=key).values.copy()
+    start = math.floor(info.last_year) if info.last_year == info.last_year else by
+    if sc.as_of is not None:
+        start = min(start, sc.as_of)
+    tr = ((lambda v: forward(v, s.kind, s.bounds)), (lambda v: inverse(v, s.kind, s.bounds)))
+    if adjs or shocks:
+        z = forward(x, s.kind, s.bounds)
+        z = apply_adjustments(z, years, start, [a for a in adjs if a.kind in ("growth_shift", "fixed_rate", "level")], tr, rng)
+        z = apply_shocks(z, years, start, hits, shocks)
+        x = finish_paths(inverse(z, s.kind, s.bounds), s.kind, s.monotone,
+                         info.last_value if info.last_value == info.last_value else None,
+                         int(np.searchsorted(years, start)))
+        if additions:
+            add = _draw_additions(additions[0], years, start, x.shape[0], rng)
+            j0 = list(years).index(start) if start in years else 0
+            x[:, j0 + 1:] = x[:, [j0]] + np.cumsum(add[:, j0 + 1:], axis=1)
+        if any(a.kind == "target_path" for a in adjs):
+            x = _target_path(x, years, start, ind, target, by)
+    other = None
+    if ind.relative_to:
+        okey = f"{ind.relative_to['jurisdiction']}:{ind.relative_to['series']}"
+        if okey not in paths.series.values:
+            zh, en = judge.NOT_EVALUABLE
+            return {**base, **empty, "category_zh": zh, "category_en": en, "likelihood_zh": "", "likelihood_en": "",
+                    "reason": f"no observation of the comparison series {okey}"}, None, None, None
+        other = paths.sel(series=okey).values
+    obs_use = {y: v for y, v in observed.items() if y <= start}
+    m = judge.metric(ind.measure, x, years, target_year=ind.target_year, window=ind.window, baseline_year=by,
+                     observed=obs_use if ind.measure in ("cumulative", "increment", "level") else None, other=other)
+    needed = ({ind.target_year} if ind.measure == "level" else
+              set(range(ind.window[0], ind.window[1] + 1)) if ind.measure == "cumulative" else
+              {ind.window[1], by} if ind.measure == "increment" else {-1})
+    decided = "data" if needed <= set(obs_use) else ""
+    row = _finish_row(base, m, target, ind, x, years, str(paths.basis.sel(series=key).item()), info.n_years,
+                      str(paths.model.sel(series=key).item()), decided, obs_use, s=s, by=by)
+    return row, x, m, judge.met(m, target, ind.comparator)
+
+
+def _draw_additions(adj, years, start, draws, rng):
+    sp = adj.spec
+    active = (years > start) & (np.isin(years, sp["years"]) if sp.get("years") else True)
+    add = np.maximum(np.rint(rng.normal(sp["mean"], sp.get("sd", 0.0), size=(draws, len(years)))), 0)
+    return add * active[None, :]
+
+
+def _target_path(x, years, start, ind, target, by):
+    """Acceleration: the better of business-as-usual and the straight path to the target."""
+    if ind.comparator not in (">=", ">"):
+        return x
+    j0 = list(years).index(start) if start in years else 0
+    x0 = x[:, j0]
+    out = x.copy()
+    ty = ind.target_year
+    for j, y in enumerate(years):
+        if start < y <= ty:
+            frac = (y - start) / (ty - start)
+            if ind.measure == "level":
+                line = x0 + frac * (target - x0)
+            elif ind.measure == "increment":
+                base = x[:, list(years).index(by)] if by in years else x0
+                line = x0 + frac * (base + target - x0)
+            else:  # cumulative: even yearly share of what is still missing
+                done = x[:, [k for k, yy in enumerate(years) if ind.window[0] <= yy <= start]].sum(1)
+                left = ty - start
+                line = np.maximum(target - done, 0) / max(left, 1)
+            out[:, j] = np.maximum(out[:, j], line)
+    return out
+
+
+def _finish_row(base, m, target, ind, x, years, basis, n_obs, model, decided, observed, s=None, by=None):
+    hits = judge.met(m, target, ind.comparator)
+    p, se = judge.probability(hits)
+    latest_year = max(observed) if observed else None
+    latest = observed[latest_year] if observed else None
+    already = bool(s is not None and s.monotone and ind.measure == "level" and latest is not None
+                   and judge.met(np.array([latest]), target, ind.comparator)[0])
+    if decided == "data":
+        already = already or (p == 1.0)
+    if already:
+        decided = decided or "already reached (running total)"
+    cz, ce = judge.category(p, already)
+    lz, le = judge.likelihood_words(p)
+    post_growth = None
+    if x is not None and latest is not None and ind.measure == "level" and ind.target_year > latest_year:
+        xt = x[:, list(years).index(ind.target_year)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = (xt / latest) ** (1 / (ind.target_year - latest_year)) - 1
+        post_growth = float(np.nanmedian(g)) if latest > 0 else None
+    baseline = ind.baseline if ind.baseline is not None else (observed.get(by) if by else None)
+    level_like = ind.measure == "level"
+    return {**base, "p_met": p, "mc_se": se, "mean": float(m.mean()), "median": float(np.median(m)),
+            **{k: float(np.quantile(m, q)) for k, q in QUANTILES.items() if k != "q50"},
+            "latest": latest, "latest_year": latest_year,
+            "required_growth": judge.required_growth(latest, target, latest_year, ind.target_year) if level_like and latest_year else None,
+            "recent_growth": judge.recent_growth(observed) if observed else None,
+            "posterior_growth": post_growth,
+            "progress_ratio": judge.progress_ratio(baseline, latest, target, by, latest_year, ind.target_year) if level_like and latest_year else None,
+            "basis": basis, "n_obs": n_obs, "model": model, "decided_by": decided,
+            "category_zh": cz, "category_en": ce, "likelihood_zh": lz, "likelihood_en": le, "reason": ""}
+
+
+def plan_summary(plans, probs: pd.DataFrame, met_draws: dict, scenario: str) -> pd.DataFrame:
+    rows = []
+    for p in plans:
+        for attr in ("all", "expected", "binding"):
+            ids = [i.id for i in p.indicators if (attr == "all" or i.attribute == attr) and (p.id, i.id) in met_draws]
+            total = sum(1 for i in p.indicators if attr == "all" or i.attribute == attr)
+            if not total:
+                continue
+            if ids:
+                mat = np.stack([met_draws[(p.id, i)] for i in ids], axis=1)
+                n_met = mat.sum(1)
+                rows.append(dict(plan=p.id, scenario=scenario, attribute=attr, targets=total, evaluable=len(ids),
+                                 expected_met=float(n_met.mean()), p_all_met=float((n_met == len(ids)).mean()),
+                                 p_80pct_met=float((n_met >= math.ceil(0.8 * len(ids))).mean())))
+            else:
+                rows.append(dict(plan=p.id, scenario=scenario, attribute=attr, targets=total, evaluable=0,
+                                 expected_met=np.nan, p_all_met=np.nan, p_80pct_met=np.nan))
+    return pd.DataFrame(rows)
+
+
+def inverse_query(result: RunResult, prob: float) -> pd.DataFrame:
+    """The target value reachable with probability ``prob`` for each indicator."""
+    rows = []
+    pr = result.probabilities.set_index(["plan", "indicator"])
+    for (pid, iid), m in result.metrics.items():
+        comp = pr.loc[(pid, iid), "comparator"]
+        v = float(np.quantile(m, 1 - prob)) if comp in (">=", ">") else float(np.quantile(m, prob))
+        r = pr.loc[(pid, iid)]
+        rows.append(dict(plan=pid, indicator=iid, name_zh=r["name_zh"], name_en=r["name_en"], comparator=comp,
+                         target=r["target"], reachable=v, unit=r["unit"], probability=prob))
+    return pd.DataFrame(rows)
