@@ -81,9 +81,14 @@ class HierarchicalGrowth(Forecaster):
 
     name = "hierarchical"
 
-    def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 2, target_accept: float = 0.95,
+    def __init__(self, draws: int | None = None, tune: int | None = None, chains: int = 2, target_accept: float = 0.95,
                  seed: int = 20240529, cache_dir: Path | None = None, use_cache: bool = True):
         super().__init__()
+        # IPSIM_MCMC_DRAWS lets the test suite use shorter (still real) chains; the
+        # product default is 1000 tuning + 1000 kept draws per chain.
+        fast = int(os.environ.get("IPSIM_MCMC_DRAWS", "0") or 0)
+        draws = draws or fast or 1000
+        tune = tune or fast or 1000
         self.settings = dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept, seed=seed)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.use_cache = use_cache

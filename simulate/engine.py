@@ -168,13 +168,30 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng):
     obs_use = {y: v for y, v in observed.items() if y <= start}
     m = judge.metric(ind.measure, x, years, target_year=ind.target_year, window=ind.window, baseline_year=by,
                      observed=obs_use if ind.measure in ("cumulative", "increment", "level") else None, other=other)
+    total = _window_total(reg, plan.jurisdiction, ind, sc.as_of)
+    if total is not None:  # the plan's window was reported as one total: decided by data
+        m = np.full(x.shape[0], total)
     needed = ({ind.target_year} if ind.measure == "level" else
               set(range(ind.window[0], ind.window[1] + 1)) if ind.measure == "cumulative" else
               {ind.window[1], by} if ind.measure == "increment" else {-1})
-    decided = "data" if needed <= set(obs_use) else ""
+    decided = "data" if needed <= set(obs_use) or total is not None else ""
     row = _finish_row(base, m, target, ind, x, years, str(paths.basis.sel(series=key).item()), info.n_years,
                       str(paths.model.sel(series=key).item()), decided, obs_use, s=s, by=by)
     return row, x, m, judge.met(m, target, ind.comparator)
+
+
+def _window_total(reg, jur, ind, as_of):
+    """A reported total over exactly the indicator's window (e.g. sum-2016-2020)."""
+    if ind.measure != "cumulative":
+        return None
+    obs = reg.observations
+    o = obs[(obs.jurisdiction == jur) & (obs.series == ind.series) & (~obs.lower_bound)
+            & (obs.period == f"sum-{ind.window[0]}-{ind.window[1]}")]
+    if as_of is not None:
+        o = o[o.year <= as_of]
+    if not len(o):
+        return None
+    return float(o.assign(r=o.reliability.map({"official": 0, "secondary": 1, "estimate": 2})).sort_values("r").value.iloc[0])
 
 
 def _draw_additions(adj, years, start, draws, rng):

@@ -33,7 +33,6 @@ class Adjustment:
 
     def matches(self, plan, ind) -> bool:
         m = self.match
-        cat = CATEGORY_ZH.get(m.get("category"), m.get("category"))
         checks = [("plan", plan.id), ("indicator", ind.id), ("series", ind.series), ("jurisdiction", plan.jurisdiction)]
         for key, value in checks:
             if key in m and value not in _as_list(m[key]):

@@ -7,6 +7,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "seeds"
 os.environ.setdefault("IPSIM_HOME", str(ROOT))
+# shorter (still real) NUTS chains for the suite; the product default is 1000 + 1000
+os.environ.setdefault("IPSIM_MCMC_DRAWS", "300")
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +41,21 @@ def seed_text(name: str) -> str:
     if path is None:
         pytest.skip("../shared/seeds not beside the checkout")
     return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def shipped_fit(registry):
+    """The hierarchical model fitted on every shipped series (cached on disk)."""
+    from models import HierarchicalGrowth, Panel
+
+    panel = Panel.from_registry(registry)
+    return HierarchicalGrowth().fit(panel)
+
+
+@pytest.fixture(scope="session")
+def baseline_result(registry, shipped_fit):
+    from simulate.engine import run_scenario
+    from simulate.scenario import load_scenario
+
+    sc = load_scenario(ROOT / "scenarios" / "baseline.yaml", registry)
+    return run_scenario(sc, registry, forecaster=shipped_fit)

@@ -1,0 +1,147 @@
+"""Forecasters: invariants on the shipped data, refusals, and recovery of known parameters."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import CAGR, ETS, ARIMADrift, HierarchicalGrowth, LastValue, LinearTrend, Panel
+from models.transforms import finish_paths, forward, inverse
+
+YEARS = range(2015, 2027)
+
+
+def test_transforms_round_trip():
+    v = np.array([0.5, 3.0, 1200.0])
+    np.testing.assert_allclose(inverse(forward(v, "stock"), "stock"), v)
+    p = np.array([1.0, 50.0, 99.0])
+    np.testing.assert_allclose(inverse(forward(p, "percent", (0, 100)), "percent", (0, 100)), p)
+
+
+def test_finish_paths_integers_and_running_totals():
+    x = np.array([[3.4, 2.6, 4.7, 4.2]])
+    out = finish_paths(x, "count", monotone=True, floor_value=3, start=1)
+    assert out.tolist() == [[3, 3, 5, 5]]
+
+
+@pytest.mark.slow
+def test_shipped_paths_obey_their_kind(registry, shipped_fit):
+    paths = shipped_fit.sample_posterior_predictive(YEARS, draws=500, seed=3)
+    for key in paths.series.values:
+        info = shipped_fit.panel.info(key)
+        x = paths.sel(series=key).values
+        if info.kind == "count":
+            assert np.all(x == np.rint(x)), key               # never 4.7 alliances
+        if info.monotone and info.last_year == info.last_year:
+            start = list(YEARS).index(int(np.floor(info.last_year))) if int(np.floor(info.last_year)) in YEARS else 0
+            assert np.all(np.diff(x[:, start:], axis=1) >= 0), key   # running totals never fall
+            assert np.all(x[:, start:] >= info.last_value - 1e-9), key
+        if info.bounds:
+            assert x.min() >= info.bounds[0] and x.max() <= info.bounds[1], key
+
+
+@pytest.mark.slow
+def test_same_seed_same_draws(shipped_fit):
+    a = shipped_fit.sample_posterior_predictive(YEARS, draws=200, seed=11)
+    b = shipped_fit.sample_posterior_predictive(YEARS, draws=200, seed=11)
+    c = shipped_fit.sample_posterior_predictive(YEARS, draws=200, seed=12)
+    assert np.array_equal(a.values, b.values)
+    assert not np.array_equal(a.values, c.values)
+
+
+@pytest.mark.slow
+def test_cached_posterior_is_reused(registry, shipped_fit):
+    again = HierarchicalGrowth().fit(Panel.from_registry(registry))
+    assert again.from_cache and again.cache_path == shipped_fit.cache_path and again.cache_path.exists()
+    x = again.sample_posterior_predictive(YEARS, draws=50, seed=1)
+    y = shipped_fit.sample_posterior_predictive(YEARS, draws=50, seed=1)
+    np.testing.assert_allclose(x.values, y.values)
+
+
+@pytest.mark.slow
+def test_city_with_only_a_baseline_borrows_the_national_trend(shipped_fit):
+    """Wuxi has one high-value-patent reading; its growth follows China's, not a flat prior."""
+    mu = shipped_fit.idata.posterior["mu_series"]
+    wuxi = float(mu.sel(series="wuxi:hv_invention_per10k").mean())
+    china = float(mu.sel(series="china:hv_invention_per10k").mean())
+    assert shipped_fit.panel.info("wuxi:hv_invention_per10k").basis == "prior-only"
+    assert china > 0.1 and abs(wuxi - china) < 0.05
+
+
+def test_naive_baselines_and_refusals(registry):
+    panel = Panel.from_registry(registry, keys=["china:hv_invention_per10k", "wuxi:hv_invention_per10k"])
+    cagr = CAGR().fit(panel)
+    assert "wuxi:hv_invention_per10k" in cagr.refusals           # one reading: no growth to extrapolate
+    p = cagr.sample_posterior_predictive([2025, 2026], draws=5)
+    x = p.sel(series="china:hv_invention_per10k").values
+    assert np.all(x == x[0])                                      # degenerate: every draw the same
+    assert x[0, 0] == pytest.approx(16.0, rel=0.01)               # 2025 reading carried by the line
+    last = LastValue().fit(panel).sample_posterior_predictive([2030], draws=2)
+    assert last.sel(series="wuxi:hv_invention_per10k").values[0, 0] == pytest.approx(24, rel=0.01)
+    lin = LinearTrend().fit(panel).sample_posterior_predictive([2026], draws=1)
+    assert lin.sel(series="china:hv_invention_per10k").item() > 16
+
+
+def test_ets_and_arima_refuse_short_series_and_simulate_long_ones(registry):
+    panel = Panel.from_registry(registry, keys=["china:ip_protection_satisfaction", "wuxi:pct_applications"])
+    ets = ETS().fit(panel)
+    assert "wuxi:pct_applications" in ets.refusals and "needs" in ets.refusals["wuxi:pct_applications"]
+    paths = ets.sample_posterior_predictive([2024, 2026], draws=300, seed=2)
+    x = paths.sel(series="china:ip_protection_satisfaction").values
+    assert 0 <= x.min() and x.max() <= 100 and x[:, 1].std() > 0
+    ar = ARIMADrift().fit(panel)
+    y = ar.sample_posterior_predictive([2026], draws=300, seed=2).sel(series="china:ip_protection_satisfaction").values
+    assert y.std() > 0
+
+
+# ------------------------------------------------------------------ recovery
+def synthetic_panel(seed=5):
+    """48 series: 8 codes × 6 places, 1–8 readings each, from known parameters."""
+    from simulate.registry import Jurisdiction, Series
+
+    rng = np.random.default_rng(seed)
+    codes = [f"c{i}" for i in range(8)]
+    places = [f"p{j}" for j in range(6)]
+    series = {c: Series(c, c, c, "件", "stock", "fam" + str(i % 2)) for i, c in enumerate(codes)}
+    jurs = {p: Jurisdiction(p, p, p, "city", None) for p in places}
+    mu_code = rng.normal(0.08, 0.05, len(codes))
+    rows, truth, held = [], {}, []
+    rho, sigma = 0.7, 0.04
+    for i, c in enumerate(codes):
+        for p in places:
+            mu = mu_code[i] + rng.normal(0, 0.03)
+            a = rng.normal(6, 1)
+            years = np.arange(2010, 2026)
+            u = np.zeros(len(years))
+            u[0] = rng.normal(0, sigma / np.sqrt(1 - rho ** 2))
+            for k in range(1, len(years)):
+                u[k] = rho * u[k - 1] + rng.normal(0, sigma)
+            z = a + mu * (years - 2017) + u
+            n = int(rng.integers(1, 9))
+            obs_years = np.sort(rng.choice(np.arange(2015, 2023), size=n, replace=False))
+            for y in obs_years:
+                k = int(y - 2010)
+                rows.append(dict(jurisdiction=p, series=c, year=int(y), value=float(np.exp(z[k] + rng.normal(0, 0.01))),
+                                 period="full", reliability="official", source="synthetic", note="", lower_bound=False,
+                                 file="synthetic", line=0))
+            truth[f"{p}:{c}"] = mu
+            for y in (2023, 2024, 2025):
+                held.append((f"{p}:{c}", y, float(np.exp(z[int(y - 2010)]))))
+    return Panel.from_frame(pd.DataFrame(rows), series, jurs), truth, held
+
+
+@pytest.mark.slow
+def test_recovery_of_known_growth_and_forecast_coverage(tmp_path):
+    panel, truth, held = synthetic_panel()
+    assert len(panel.series) >= 40
+    fit = HierarchicalGrowth(draws=500, tune=500, cache_dir=tmp_path, seed=3).fit(panel)
+    mu = fit.idata.posterior["mu_series"]
+    lo, hi = mu.quantile(0.05, dim=("chain", "draw")), mu.quantile(0.95, dim=("chain", "draw"))
+    covered = np.mean([float(lo.sel(series=k)) <= v <= float(hi.sel(series=k)) for k, v in truth.items()])
+    # 90 % intervals of the series growth means should cover the truth for 80–97 % of series
+    assert 0.80 <= covered <= 0.97, covered
+    paths = fit.sample_posterior_predictive([2023, 2024, 2025], draws=2000, seed=4)
+    inside = []
+    for key, y, v in held:
+        x = paths.sel(series=key, year=y).values
+        inside.append(np.quantile(x, 0.1) <= v <= np.quantile(x, 0.9))
+    # 80 % forecast intervals for held-out years should cover 70–90 % of held-out points
+    assert 0.70 <= np.mean(inside) <= 0.90, np.mean(inside)
