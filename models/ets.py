@@ -81,7 +81,7 @@ class ETS(_StatsmodelsForecaster):
     def _simulate(self, res, h, draws, rng):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return np.asarray(res.simulate(h, repetitions=draws, random_state=np.random.RandomState(rng.integers(2**31))))
+            return np.asarray(res.simulate(h, repetitions=draws, anchor="end", rng=np.random.default_rng(rng.integers(2**31)))).reshape(h, draws)
 
 
 class ARIMADrift(_StatsmodelsForecaster):
@@ -98,5 +98,5 @@ class ARIMADrift(_StatsmodelsForecaster):
     def _simulate(self, res, h, draws, rng):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = res.simulate(h, repetitions=draws, anchor="end", random_state=np.random.RandomState(rng.integers(2**31)))
+            out = res.simulate(h, repetitions=draws, anchor="end", rng=np.random.default_rng(rng.integers(2**31)))
         return np.asarray(out).reshape(h, draws)

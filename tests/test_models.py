@@ -98,6 +98,7 @@ def synthetic_panel(seed=5):
     from simulate.registry import Jurisdiction, Series
 
     rng = np.random.default_rng(seed)
+    future = np.random.default_rng(seed + 1000)  # held-out innovations: a separate stream
     codes = [f"c{i}" for i in range(8)]
     places = [f"p{j}" for j in range(6)]
     series = {c: Series(c, c, c, "件", "stock", "fam" + str(i % 2)) for i, c in enumerate(codes)}
@@ -113,7 +114,7 @@ def synthetic_panel(seed=5):
             u = np.zeros(len(years))
             u[0] = rng.normal(0, sigma / np.sqrt(1 - rho ** 2))
             for k in range(1, len(years)):
-                u[k] = rho * u[k - 1] + rng.normal(0, sigma)
+                u[k] = rho * u[k - 1] + (rng if years[k] <= 2024 else future).normal(0, sigma)
             z = a + mu * (years - 2017) + u
             n = int(rng.integers(1, 9))
             obs_years = np.sort(rng.choice(np.arange(2015, 2023), size=n, replace=False))
@@ -130,18 +131,22 @@ def synthetic_panel(seed=5):
 
 @pytest.mark.slow
 def test_recovery_of_known_growth_and_forecast_coverage(tmp_path):
-    panel, truth, held = synthetic_panel()
-    assert len(panel.series) >= 40
-    fit = HierarchicalGrowth(draws=500, tune=500, cache_dir=tmp_path, seed=3).fit(panel)
-    mu = fit.idata.posterior["mu_series"]
-    lo, hi = mu.quantile(0.05, dim=("chain", "draw")), mu.quantile(0.95, dim=("chain", "draw"))
-    covered = np.mean([float(lo.sel(series=k)) <= v <= float(hi.sel(series=k)) for k, v in truth.items()])
+    """Two synthetic panels (96 series, 288 held-out points) so that the coverage
+    estimates have a binomial sd of about 0.03 (growth) and 0.025 (forecasts)."""
+    covered, inside = [], []
+    for seed in (5, 7):
+        panel, truth, held = synthetic_panel(seed)
+        assert len(panel.series) >= 40
+        assert 1 <= panel.points.groupby("s").size().min() and panel.points.groupby("s").size().max() <= 8
+        fit = HierarchicalGrowth(draws=500, tune=500, cache_dir=tmp_path, seed=3).fit(panel)
+        mu = fit.idata.posterior["mu_series"]
+        lo, hi = mu.quantile(0.05, dim=("chain", "draw")), mu.quantile(0.95, dim=("chain", "draw"))
+        covered += [float(lo.sel(series=k)) <= v <= float(hi.sel(series=k)) for k, v in truth.items()]
+        paths = fit.sample_posterior_predictive([2023, 2024, 2025], draws=2000, seed=4)
+        for key, y, v in held:
+            x = paths.sel(series=key, year=y).values
+            inside.append(np.quantile(x, 0.1) <= v <= np.quantile(x, 0.9))
     # 90 % intervals of the series growth means should cover the truth for 80–97 % of series
-    assert 0.80 <= covered <= 0.97, covered
-    paths = fit.sample_posterior_predictive([2023, 2024, 2025], draws=2000, seed=4)
-    inside = []
-    for key, y, v in held:
-        x = paths.sel(series=key, year=y).values
-        inside.append(np.quantile(x, 0.1) <= v <= np.quantile(x, 0.9))
+    assert 0.80 <= np.mean(covered) <= 0.97, np.mean(covered)
     # 80 % forecast intervals for held-out years should cover 70–90 % of held-out points
     assert 0.70 <= np.mean(inside) <= 0.90, np.mean(inside)
