@@ -102,9 +102,16 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
                                           mean=float(col.mean()), median=float(np.median(col)),
                                           **{k: float(np.quantile(col, q)) for k, q in QUANTILES.items()}))
     probs = pd.DataFrame(rows)
+    diag = diagnostics_of(forecaster)
+    # mark every indicator whose series did not converge (R-hat > 1.01 or ESS < 400)
+    bad = set(diag.get("series_not_converged", []))
+    keys_of = [f"{r['plan_jur']}:{r['series']}" for r in rows]
+    probs["converged"] = [(k not in bad) and diag.get("divergences", 0) == 0 if r["p_met"] == r["p_met"] else None
+                          for k, r in zip(keys_of, rows)]
+    probs = probs.drop(columns=["plan_jur"])
     fc = pd.DataFrame(frows, columns=["plan", "indicator", "scenario", "year", "mean", "median", *QUANTILES])
     summary = plan_summary(plans, probs, met_draws, sc.name)
-    return RunResult(sc, probs, fc, summary, metrics, diagnostics_of(forecaster),
+    return RunResult(sc, probs, fc, summary, metrics, diag,
                      {"panel": panel.fingerprint(), "n_series": len(panel.series), "years": [int(years[0]), int(years[-1])]})
 
 
@@ -115,7 +122,7 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng):
     adjs = [a for a in sc.adjustments if a.matches(plan, ind) and a.kind != "target"]
     shocks = [sh for sh in sc.shocks if sh.matches(plan, ind)]
     observed = _observed(reg, plan.jurisdiction, ind.series, sc.as_of)
-    base = dict(plan=plan.id, indicator=ind.id, name_zh=ind.name_zh, name_en=ind.name_en, series=ind.series,
+    base = dict(plan=plan.id, plan_jur=plan.jurisdiction, indicator=ind.id, name_zh=ind.name_zh, name_en=ind.name_en, series=ind.series,
                 category=ind.category, attribute=ind.attribute, measure=ind.measure, comparator=ind.comparator,
                 target=target, target_year=ind.target_year, baseline=ind.baseline, unit=s.unit, scenario=sc.name,
                 interpretation=ind.interpretation, note=ind.note)

@@ -24,7 +24,7 @@ PROB_COLUMNS = ["plan", "indicator", "name_zh", "name_en", "scenario", "series",
                 "comparator", "target", "target_year", "baseline", "unit", "p_met", "mc_se", "mean", "median", "q025",
                 "q10", "q90", "q975", "latest", "latest_year", "required_growth", "recent_growth", "posterior_growth",
                 "progress_ratio", "category_zh", "category_en", "likelihood_zh", "likelihood_en", "basis", "n_obs",
-                "model", "decided_by", "reason", "interpretation", "note"]
+                "model", "converged", "decided_by", "reason", "interpretation", "note"]
 
 ZH_HEADERS = {"plan": "规划", "indicator": "指标代码", "name_zh": "指标", "name_en": "指标(英文)", "scenario": "情景",
               "series": "序列", "category": "类别", "attribute": "属性", "measure": "口径", "comparator": "比较",
@@ -34,7 +34,7 @@ ZH_HEADERS = {"plan": "规划", "indicator": "指标代码", "name_zh": "指标"
               "required_growth": "所需年均增速", "recent_growth": "近期年均增速", "posterior_growth": "模型预测年均增速",
               "progress_ratio": "进度比(时间过半任务过半)", "category_zh": "评估结论", "category_en": "评估结论(英文)",
               "likelihood_zh": "可能性", "likelihood_en": "可能性(英文)", "basis": "依据", "n_obs": "观测年数",
-              "model": "模型", "decided_by": "已由数据确定", "reason": "说明", "interpretation": "解读", "note": "备注",
+              "model": "模型", "converged": "模型收敛", "decided_by": "已由数据确定", "reason": "说明", "interpretation": "解读", "note": "备注",
               "year": "年份", "targets": "目标数", "evaluable": "可评估数", "expected_met": "预期实现数",
               "p_all_met": "全部实现概率", "p_80pct_met": "实现80%以上概率"}
 
