@@ -248,6 +248,11 @@ def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data
     if len(results) == 1:
         for pid, g in probs.groupby("plan", sort=False):
             s = summ[(summ.plan == pid) & (summ.attribute == "all")].iloc[0]
+            if not s.evaluable:
+                click.echo(f"\n== {pid}  " + ("没有可评估的目标：缺少本地数据（ipsim data template " + pid + "）" if lang == "zh"
+                                               else f"no evaluable target: no local data (ipsim data template {pid})"))
+                click.echo(summary_table(g, lang).to_string(index=False))
+                continue
             click.echo(f"\n== {pid}  " + (f"预期实现 {s.expected_met:.1f}/{s.evaluable} 项, 全部实现概率 {_pct(s.p_all_met)}, "
                                            f"≥80%实现概率 {_pct(s.p_80pct_met)}" if lang == "zh" else
                                            f"expected met {s.expected_met:.1f}/{s.evaluable}, P(all) {_pct(s.p_all_met)}, "
