@@ -191,13 +191,18 @@ class HierarchicalGrowth(Forecaster):
                 ka, ku = on * (Paa + Pau) / F, on * (Pau + Puu) / F
                 return (m_a + ka * v, m_u + ku * v, Paa - ka * ka * F, Pau - ka * ku * F, Puu - ku * ku * F, ll)
 
-            # a scan keeps the graph one step long: the unrolled filter took minutes to compile
-            outs = pytensor.scan(step, sequences=[pt.as_tensor(M.T.astype(float)), pt.as_tensor(dts.T),
-                                                  pt.as_tensor(Y.T), pt.as_tensor(SDv.T), base.T],
-                                 outputs_info=[pt.zeros(S), pt.zeros(S), pt.as_tensor(np.full(S, A_SD ** 2)),
-                                               pt.zeros(S), vstat, pt.zeros(S)],
-                                 non_sequences=[rho, vstat], return_updates=False)
-            m_a, ll = outs[0][-1], outs[5][-1]
+            # A scan keeps the graph one step long (the unrolled filter took minutes to
+            # compile).  One masked dummy column keeps every state vector of length ≥ 2:
+            # with a single series PyTensor would treat length-1 states as broadcastable.
+            pad = lambda a, v=0.0: np.concatenate([a, np.full((a.shape[0], 1), v)], axis=1)  # noqa: E731
+            vst = pt.concatenate([vstat, pt.ones(1)])
+            outs = pytensor.scan(step, sequences=[pt.as_tensor(pad(M.T.astype(float))), pt.as_tensor(pad(dts.T)),
+                                                  pt.as_tensor(pad(Y.T)), pt.as_tensor(pad(SDv.T, 1.0)),
+                                                  pt.concatenate([base.T, pt.zeros((K, 1))], axis=1)],
+                                 outputs_info=[pt.zeros(S + 1), pt.zeros(S + 1), pt.as_tensor(np.full(S + 1, A_SD ** 2)),
+                                               pt.zeros(S + 1), vst, pt.zeros(S + 1)],
+                                 non_sequences=[rho, vst], return_updates=False)
+            m_a, ll = outs[0][-1][:S], outs[5][-1][:S]
             pm.Potential("readings", pt.sum(ll))
             # series seen only through totals or lower bounds carry an explicit level
             free = np.where(~M.any(1))[0]

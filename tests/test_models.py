@@ -150,3 +150,14 @@ def test_recovery_of_known_growth_and_forecast_coverage(tmp_path):
     assert 0.80 <= np.mean(covered) <= 0.97, np.mean(covered)
     # 80 % forecast intervals for held-out years should cover 70–90 % of held-out points
     assert 0.70 <= np.mean(inside) <= 0.90, np.mean(inside)
+
+
+@pytest.mark.slow
+def test_a_single_series_panel_fits(registry, tmp_path):
+    """A user panel may hold one series (regression: length-1 states broke the scan)."""
+    o = registry.observations
+    k = "wuxi:pct_applications"
+    panel = Panel.from_frame(o[(o.jurisdiction + ":" + o.series) == k], registry.series, registry.jurisdictions)
+    fit = HierarchicalGrowth(cache_dir=tmp_path, draws=200, tune=200).fit(panel)
+    x = fit.sample_posterior_predictive([2024, 2026], draws=100, seed=1).sel(series=k).values
+    assert x.shape == (100, 2) and np.allclose(np.median(x[:, 0]), 763, rtol=0.05)
