@@ -65,6 +65,13 @@ class _StatsmodelsForecaster(Forecaster):
                     z[:, j, n] = sims[y - last - 1]
         return self._wrap(z, keys, years)
 
+    def _simulate(self, res, h, draws, rng):
+        """(h, draws) simulated future values from the end of the sample (both models)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = res.simulate(h, repetitions=draws, anchor="end", rng=np.random.default_rng(rng.integers(2**31)))
+        return np.asarray(out).reshape(h, draws)
+
 
 class ETS(_StatsmodelsForecaster):
     name = "ets"
@@ -78,11 +85,6 @@ class ETS(_StatsmodelsForecaster):
             mod = ETSModel(y.to_numpy(), error="add", trend="add", damped_trend=True)
             return mod.fit(disp=False)
 
-    def _simulate(self, res, h, draws, rng):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return np.asarray(res.simulate(h, repetitions=draws, anchor="end", rng=np.random.default_rng(rng.integers(2**31)))).reshape(h, draws)
-
 
 class ARIMADrift(_StatsmodelsForecaster):
     name = "arima"
@@ -94,9 +96,3 @@ class ARIMADrift(_StatsmodelsForecaster):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return ARIMA(y.to_numpy(), order=(0, 1, 0), trend="t").fit()
-
-    def _simulate(self, res, h, draws, rng):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = res.simulate(h, repetitions=draws, anchor="end", rng=np.random.default_rng(rng.integers(2**31)))
-        return np.asarray(out).reshape(h, draws)

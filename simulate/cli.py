@@ -25,6 +25,15 @@ DATA_FILES = click.option("--data", "data_files", multiple=True, type=click.Path
                           help="An observation file of your own, CSV or XLSX (repeatable).")
 
 
+def SCENARIO_RUN(f):
+    """Options shared by commands that run one scenario for one plan (rank, inverse)."""
+    for opt in reversed([click.option("--scenario", default="baseline", show_default=True),
+                         click.option("--draws", type=click.IntRange(1, 200000), default=None),
+                         click.option("--seed", type=int, default=None), PLAN_FILES, DATA_FILES, LANG]):
+        f = opt(f)
+    return f
+
+
 def load_registry(plan_files=(), data_files=()) -> Registry:
     reg = Registry.load(plan_files=plan_files, data_files=data_files)
     for w in reg.warnings:
@@ -285,12 +294,7 @@ def compare_cmd(runs, lang):
 
 @cli.command("rank")
 @click.argument("plan_id")
-@click.option("--scenario", default="baseline", show_default=True)
-@click.option("--draws", type=click.IntRange(1, 200000), default=None)
-@click.option("--seed", type=int, default=None)
-@PLAN_FILES
-@DATA_FILES
-@LANG
+@SCENARIO_RUN
 def rank_cmd(plan_id, scenario, draws, seed, plan_files, data_files, lang):
     """Risk ranking of one plan's targets for evaluators, most at risk first."""
     reg, loaded, results = _run([scenario], [plan_id], draws, seed, plan_files, data_files)
@@ -323,12 +327,7 @@ def rank_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
 @cli.command("inverse")
 @click.argument("plan_id")
 @click.option("--prob", type=click.FloatRange(0.01, 0.99), default=0.8, show_default=True)
-@click.option("--scenario", default="baseline", show_default=True)
-@click.option("--draws", type=click.IntRange(1, 200000), default=None)
-@click.option("--seed", type=int, default=None)
-@PLAN_FILES
-@DATA_FILES
-@LANG
+@SCENARIO_RUN
 def inverse_cmd(plan_id, prob, scenario, draws, seed, plan_files, data_files, lang):
     """For each indicator, the target value reachable with probability --prob."""
     from .engine import inverse_query

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models import get_forecaster
-from models.panel import Panel
+from models.panel import RELIABILITY_RANK, Panel
 from models.transforms import finish_paths, forward, inverse
 
 from . import judge
@@ -56,7 +56,7 @@ def _observed(reg: Registry, jur: str, code: str, as_of) -> dict:
     o = obs[(obs.jurisdiction == jur) & (obs.series == code) & (obs.period == "full") & (~obs.lower_bound)]
     if as_of is not None:
         o = o[o.year <= as_of]
-    o = o.assign(rank=o.reliability.map({"official": 0, "secondary": 1, "estimate": 2})).sort_values(["year", "rank"])
+    o = o.assign(rank=o.reliability.map(RELIABILITY_RANK)).sort_values(["year", "rank"])
     return {int(y): float(g.value.iloc[0]) for y, g in o.groupby("year")}
 
 
@@ -198,7 +198,7 @@ def _window_total(reg, jur, ind, as_of):
         o = o[o.year <= as_of]
     if not len(o):
         return None
-    return float(o.assign(r=o.reliability.map({"official": 0, "secondary": 1, "estimate": 2})).sort_values("r").value.iloc[0])
+    return float(o.assign(r=o.reliability.map(RELIABILITY_RANK)).sort_values("r").value.iloc[0])
 
 
 def _draw_additions(adj, years, start, draws, rng):

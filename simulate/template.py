@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from models.panel import RELIABILITY_RANK
+
 from .registry import OBS_COLUMNS, Plan, Registry
 
 INSTRUCTIONS_ZH = [
@@ -33,7 +35,8 @@ def template_frame(reg: Registry, plan: Plan) -> pd.DataFrame:
         s = reg.series[code]
         known = obs[(obs.jurisdiction == jur) & (obs.series == code) & (obs.period == "full")]
         for y in years:
-            k = known[known.year == y].sort_values("reliability")
+            # most reliable copy first (official, secondary, estimate) — not alphabetical
+            k = known[known.year == y].sort_values("reliability", key=lambda r: r.map(RELIABILITY_RANK))
             if len(k):
                 r = k.iloc[0]
                 rows.append(dict(jurisdiction=jur, series=code, year=y, value=f"{r.value:g}", period="full",
