@@ -343,6 +343,60 @@ def inverse_cmd(plan_id, prob, scenario, draws, seed, plan_files, data_files, la
     click.echo(out.to_string(index=False))
 
 
+def _csv_list(value, cast=str):
+    out = []
+    for v in value:
+        out += [cast(x.strip()) for x in str(v).split(",") if x.strip()]
+    return out
+
+
+@cli.command("backtest")
+@click.option("--models", "models", multiple=True, help="Models, comma-separated or repeated "
+              "(default: hierarchical,ets,arima,cagr,linear,last).")
+@click.option("--origins", multiple=True, help="Origin years, comma-separated (default: 2015,2017,2020,2022).")
+@click.option("--plan", "plan_ids", multiple=True, help="Past plans to judge (default: suzhou-2016, china-2016, china-2021).")
+@click.option("--draws", type=click.IntRange(10, 100000), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_root", type=click.Path(file_okay=False), default=None, help="Results root (default results/).")
+@PLAN_FILES
+@DATA_FILES
+def backtest_cmd(models, origins, plan_ids, draws, seed, out_root, plan_files, data_files):
+    """Rolling-origin back-test of every model and of the evaluators' rules; writes results/backtest-*/."""
+    from models import FORECASTERS
+
+    from .backtest import DEFAULT_MODELS, DEFAULT_ORIGINS, run_backtest, summarise_plans, write_backtest
+    from .errors import Problem
+    from .errors import did_you_mean as dym
+
+    reg = load_registry(plan_files, data_files)
+    models = _csv_list(models) or DEFAULT_MODELS
+    for m in models:
+        if m not in FORECASTERS:
+            raise InputError(Problem("--models", m, "unknown model", dym(m, list(FORECASTERS))
+                                     or f"choose from {', '.join(FORECASTERS)}"))
+    try:
+        origins = _csv_list(origins, int) or DEFAULT_ORIGINS
+    except ValueError:
+        raise InputError(Problem("--origins", ",".join(origins), "origins must be years", "e.g. --origins 2015,2018"))
+    years = reg.observations.year
+    for o in origins:
+        if not (years.min() < o < years.max()):
+            raise InputError(Problem("--origins", str(o), f"no data on both sides of {o}",
+                                     f"use years between {years.min() + 1} and {years.max() - 1}"))
+    for pid in plan_ids:
+        reg.plan(pid)
+    res = run_backtest(reg, models, origins, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say)
+    cmd = "ipsim backtest " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "ipsim backtest"
+    out = write_backtest(res, Path(out_root) if out_root else reg.home / "results", cmd)
+    ss = res.series_scores()
+    if len(ss):
+        click.echo(ss[ss.horizon == "all"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    ps = summarise_plans(res.plan_cases)
+    if len(ps):
+        click.echo(ps[ps.when == "all"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"wrote {out}/report.md")
+
+
 @cli.command("export")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "parquet", "json"]), required=True)

@@ -70,7 +70,7 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
         say("fitting / loading the model …")
         forecaster, panel = fit_model(reg, sc.as_of, sc.model)
     panel = forecaster.panel
-    first = min(min(p.baseline_year for p in plans), *(i.window[0] - 1 for p in plans for i in p.indicators if i.window))
+    first = min([p.baseline_year for p in plans] + [i.window[0] - 1 for p in plans for i in p.indicators if i.window])
     last = max(i.target_year for p in plans for i in p.indicators)
     years = np.arange(first, last + 1)
     need = []

@@ -60,9 +60,8 @@ def _csv(df: pd.DataFrame, path: Path):
 def write_run(results, reg, out_root: Path, label: str, seed: int, draws: int, scenario_files) -> Path:
     """Write one run (possibly several scenarios) atomically; returns its directory."""
     out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-run-", dir=out_root))
+    tmp = new_temp_dir(out_root)
     try:
         probs = pd.concat([r.probabilities for r in results], ignore_index=True)[PROB_COLUMNS]
         fcs = pd.concat([r.forecasts for r in results], ignore_index=True)
@@ -80,21 +79,31 @@ def write_run(results, reg, out_root: Path, label: str, seed: int, draws: int, s
             "category_cutoffs": "提前实现 = already reached; 快于预期 P≥0.9; 基本符合预期 0.5≤P<0.9; 滞后 P<0.5",
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-        # a unique final name: two runs in the same second get -2, -3 …
-        n = 1
-        while True:
-            final = out_root / f"{stamp}-{label}" if n == 1 else out_root / f"{stamp}-{label}-{n}"
-            try:
-                os.rename(tmp, final)  # atomic on one file system; fails if final exists and is non-empty
-                break
-            except OSError:
-                if not final.exists():
-                    raise
-                n += 1
-        return final
+        return publish(tmp, out_root, f"{stamp}-{label}")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def new_temp_dir(out_root: Path) -> Path:
+    """A hidden working directory beside the final one (same file system → atomic rename)."""
+    Path(out_root).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".tmp-run-", dir=out_root))
+
+
+def publish(tmp: Path, out_root: Path, stem: str) -> Path:
+    """Rename a finished temporary directory into place under a unique name
+    (two runs in the same second get -2, -3 …)."""
+    n = 1
+    while True:
+        final = Path(out_root) / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            os.rename(tmp, final)  # atomic on one file system; fails if final exists and is non-empty
+            return final
+        except OSError:
+            if not final.exists():
+                raise
+            n += 1
 
 
 def read_run(run_dir: Path) -> dict:

@@ -1,0 +1,140 @@
+"""Scores against hand-computed values, and the back-test on a series with a known answer."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulate import scoring
+from simulate.backtest import paired_crps, run_backtest, summarise_plans, write_backtest
+from simulate.registry import Registry
+
+
+def test_crps_of_two_point_sample_by_hand():
+    # E|X−0| = 0.5; E|X−X'| over the four ordered pairs = (0+1+1+0)/4 = 0.5 → 0.5 − 0.25
+    assert scoring.crps_sample(np.array([0.0, 1.0]), 0.0) == pytest.approx(0.25)
+    assert scoring.crps_sample(np.array([0.0, 1.0]), 0.5) == pytest.approx(0.25)
+    assert scoring.crps_sample(np.array([0.0, 1.0]), 3.0) == pytest.approx(2.5 - 0.25)
+
+
+def test_crps_of_point_forecast_is_absolute_error():
+    assert scoring.crps_sample(np.full(7, 3.0), 1.0) == pytest.approx(2.0)
+
+
+def test_crps_normal_closed_form_and_sample_agree():
+    # CRPS(N(0,1), 0) = 2φ(0) − 1/√π = 0.797885 − 0.564190
+    assert scoring.crps_normal(0.0, 1.0, 0.0) == pytest.approx(0.233695, abs=1e-6)
+    rng = np.random.default_rng(3)
+    x = rng.normal(1.0, 2.0, 200_000)
+    for y in (-2.0, 1.0, 4.5):
+        assert scoring.crps_sample(x, y) == pytest.approx(scoring.crps_normal(1.0, 2.0, y), rel=0.01)
+
+
+def test_crps_prefers_the_true_distribution():
+    rng = np.random.default_rng(4)
+    ys = rng.normal(0, 1, 400)
+    good = rng.normal(0, 1, 4000)
+    wide = rng.normal(0, 3, 4000)
+    assert np.mean([scoring.crps_sample(good, y) for y in ys]) < np.mean([scoring.crps_sample(wide, y) for y in ys])
+
+
+def test_interval_coverage_by_hand():
+    draws = np.arange(0, 101, dtype=float)   # 80 % central interval = [10, 90]
+    assert scoring.interval_covers(draws, 50, 0.8)
+    assert scoring.interval_covers(draws, 10, 0.8)
+    assert not scoring.interval_covers(draws, 5, 0.8)
+    assert not scoring.interval_covers(draws, 95, 0.8)
+    assert scoring.interval_covers(draws, 95, 0.95)
+
+
+def test_coverage_of_calibrated_normal_is_nominal():
+    rng = np.random.default_rng(5)
+    draws = rng.normal(0, 1, 5000)
+    ys = rng.normal(0, 1, 2000)
+    cov = np.mean([scoring.interval_covers(draws, y, 0.8) for y in ys])
+    assert 0.77 < cov < 0.83
+
+
+def test_brier_and_log_loss_by_hand():
+    assert scoring.brier([0.8, 0.3], [1, 0]) == pytest.approx((0.04 + 0.09) / 2)
+    assert scoring.brier([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert scoring.log_loss([0.5], [1]) == pytest.approx(math.log(2))
+    assert scoring.log_loss([0.0], [1]) == pytest.approx(-math.log(scoring.LOG_LOSS_CLIP))
+    assert scoring.log_loss([0.9, 0.2], [1, 0]) == pytest.approx(-(math.log(0.9) + math.log(0.8)) / 2)
+
+
+def test_log_score_by_hand():
+    rng = np.random.default_rng(6)
+    z = rng.normal(0, 1, 100_000)
+    assert scoring.log_score(z, 0.0) == pytest.approx(0.5 * math.log(2 * math.pi), abs=0.01)
+    # the Jacobian term moves the score by exactly −log|dz/dy|
+    assert scoring.log_score(z, 0.0, log_jacobian=-math.log(5)) == pytest.approx(
+        0.5 * math.log(2 * math.pi) + math.log(5), abs=0.01)
+    assert math.isnan(scoring.log_score(np.full(10, 2.0), 2.0))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _geometric(d):
+    """The shipped registry plus one made-up series growing exactly 10 % a year (test data only)."""
+    rows = [dict(jurisdiction="yixing", series="madrid_applications", year=y, value=round(100 * 1.1 ** (y - 2010), 6),
+                 period="full", reliability="official", source="synthetic test series", note="", lower_bound="",
+                 quote="") for y in range(2010, 2021)]
+    path = d / "geo.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return Registry.load(ROOT, data_files=[path])
+
+
+@pytest.fixture
+def geometric_registry(tmp_path):
+    return _geometric(tmp_path)
+
+
+def test_backtest_scores_known_answers(geometric_registry):
+    res = run_backtest(geometric_registry, models=["cagr", "last"], origins=[2015], plan_ids=[], draws=50)
+    p = res.points[res.points.series == "yixing:madrid_applications"].set_index(["model", "horizon"])
+    assert sorted(p.loc["cagr"].index) == [1, 2, 3, 4, 5]
+    for h in range(1, 6):
+        # CAGR reproduces a geometric series exactly; the last value misses by h·log 1.1
+        assert p.loc[("cagr", h), "crps"] == pytest.approx(0.0, abs=1e-9)
+        assert p.loc[("last", h), "crps"] == pytest.approx(h * math.log(1.1), rel=1e-6)
+        assert not p.loc[("last", h), "cover80"]
+    assert set(res.points.origin) == {2015}
+    assert (res.points.year > 2015).all() and (res.points.year <= 2020).all()
+    pc = paired_crps(res.points, reference="cagr")
+    assert set(pc.model) == {"last"}
+
+
+def test_backtest_never_sees_the_future(geometric_registry):
+    """A value published after the origin must not change the forecast from that origin."""
+    reg = geometric_registry
+    res_a = run_backtest(reg, models=["cagr"], origins=[2015], plan_ids=[], draws=20)
+    reg.observations.loc[(reg.observations.jurisdiction == "yixing") & (reg.observations.year == 2019), "value"] *= 3
+    res_b = run_backtest(reg, models=["cagr"], origins=[2015], plan_ids=[], draws=20)
+    a = res_a.points.set_index(["series", "year"])
+    b = res_b.points.set_index(["series", "year"])
+    pd.testing.assert_series_equal(a["median"], b["median"])
+    assert b.loc[("yixing:madrid_applications", 2019), "truth"] == pytest.approx(
+        3 * a.loc[("yixing:madrid_applications", 2019), "truth"])
+
+
+def test_plan_cases_scored_against_outcomes(registry, tmp_path):
+    res = run_backtest(registry, models=["last"], origins=[2017], plan_ids=["china-2016"], draws=20)
+    pc = res.plan_cases
+    assert set(pc.model) == {"last", "progress-ratio"}
+    assert set(pc.when) == {"start", "mid-term"}
+    assert pc.met.isin([0, 1]).all()
+    # the rule is unscored at the start (no reading after the baseline) and 0/1 at mid-term
+    rule = pc[pc.model == "progress-ratio"]
+    assert rule[rule.when == "start"].p_met.isna().all()
+    assert rule[rule.when == "mid-term"].p_met.dropna().isin([0.0, 1.0]).all()
+    s = summarise_plans(pc)
+    for r in s.itertuples():
+        g = pc[(pc.model == r.model) & ((pc.when == r.when) | (r.when == "all"))].dropna(subset=["p_met"])
+        assert r.brier == pytest.approx(np.mean((g.p_met - g.met) ** 2))
+    out = write_backtest(res, tmp_path)
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "CRPS" in text and "china-2016" in text
+    assert not list(tmp_path.glob(".tmp-run-*"))
