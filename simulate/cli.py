@@ -437,6 +437,11 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # one line, like every other input error: what is wrong and where to look
+        cmd = exc.ctx.command_path if exc.ctx else "ipsim"
+        click.echo(f"error: {exc.format_message()} — see '{cmd} --help'", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)

@@ -247,20 +247,23 @@ def _check_matches(sc: Scenario, reg: Registry, problems: Problems):
     plans = [reg.plans[p] for p in sc.plan_ids(reg) if p in reg.plans]
     for adj in sc.adjustments + sc.shocks:
         if not any(adj.matches(p, i) for p in plans for i in p.indicators):
-            what = adj.where if isinstance(adj, Adjustment) else f"shock '{adj.name}'"
-            problems.add(sc.file, what, f"{what} matches no indicator of the selected plans",
-                         "check the match keys", level="warning")
+            where = getattr(adj, 'where', '').rsplit(':', 1)[-1]
+            what = "this adjustment" if isinstance(adj, Adjustment) else f"shock '{adj.name}'"
+            problems.add(sc.file, where, f"{what} matches no indicator of the selected plans "
+                         f"({', '.join(p.id for p in plans)}); it changes nothing",
+                         "check the match keys (plan, indicator, series, category) against `ipsim plans show`",
+                         level="warning")
     exclusive = {"fixed_rate", "target_path", "additions"}
     for p in plans:
         for ind in p.indicators:
             hits = [a for a in sc.adjustments if a.kind in exclusive and a.matches(p, ind)]
             if len({a.kind for a in hits}) > 1 or sum(a.kind == "fixed_rate" for a in hits) > 1:
-                problems.add(sc.file, hits[-1].where,
+                problems.add(sc.file, hits[-1].where.rsplit(':', 1)[-1],
                              f"contradictory adjustments on {p.id}/{ind.id}: " + ", ".join(a.kind for a in hits),
                              "fixed_rate, target_path and additions each replace the trend; keep one")
             targets = [a for a in sc.adjustments if a.kind == "target" and a.matches(p, ind)]
             if len({a.spec["value"] for a in targets}) > 1:
-                problems.add(sc.file, targets[-1].where, f"two different what-if targets for {p.id}/{ind.id}", "keep one")
+                problems.add(sc.file, targets[-1].where.rsplit(':', 1)[-1], f"two different what-if targets for {p.id}/{ind.id}", "keep one")
 
 
 # --------------------------------------------------------------------------- applying

@@ -60,6 +60,17 @@ def _read_xlsx(path: Path):
                                      "merged cells in the header row",
                                      "unmerge them so each column has its own header"))
     rows = list(ws.iter_rows(values_only=True))
+    if any(v is None for r in rows[1:] for v in r):
+        # a formula saved by a program that does not compute it (not Excel) has no
+        # stored result: data_only reads it as empty and the row would vanish silently
+        fws = openpyxl.load_workbook(path, read_only=False, data_only=False)[ws.title]
+        for i, (r, f) in enumerate(zip(rows, fws.iter_rows(values_only=True)), start=1):
+            for j, (v, fv) in enumerate(zip(r, f)):
+                if v is None and isinstance(fv, str) and fv.startswith("="):
+                    col = openpyxl.utils.get_column_letter(j + 1)
+                    raise InputError(Problem(str(path), f"sheet '{ws.title}', cell {col}{i}",
+                                             f"formula {fv} has no saved result",
+                                             "open and save the file in Excel, or paste the values"))
     if not rows:
         raise InputError(Problem(str(path), "", "the sheet is empty", "add a header row and data rows"))
     header = [("" if h is None else str(h)).strip() for h in rows[0]]
