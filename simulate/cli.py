@@ -230,6 +230,9 @@ def summary_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
                       ("结论" if lang == "zh" else "category"): probs["category_zh" if lang == "zh" else "category_en"],
                       ("可能性" if lang == "zh" else "likelihood"): probs["likelihood_zh" if lang == "zh" else "likelihood_en"],
                       ("依据" if lang == "zh" else "basis"): probs.basis})
+    if (probs.converged == False).any():  # noqa: E712 — None means "not evaluated", not "failed"
+        t["模型收敛" if lang == "zh" else "converged"] = [
+            ("否⚠" if lang == "zh" else "NO ⚠") if c is False or c == False else "" for c in probs.converged]  # noqa: E712
     return t
 
 
@@ -251,7 +254,7 @@ def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data
     label = "+".join(sc.name for sc in loaded)
     run_dir = write_run(results, reg, Path(out_root) if out_root else reg.home / "results", label,
                         seed if seed is not None else loaded[0].seed, draws or loaded[0].draws,
-                        [sc.file for sc in loaded])
+                        [sc.file for sc in loaded], command=command_line())
     probs = pd.concat([r.probabilities for r in results])
     summ = pd.concat([r.plan_summary for r in results])
     if len(results) == 1:
@@ -416,27 +419,105 @@ def export_cmd(run_dir, fmt, out, lang):
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory for PNGs (default RUN_DIR/charts).")
 @PLAN_FILES
 @DATA_FILES
-def plot_cmd(run_dir, plan_ids, out, plan_files, data_files):
+@LANG
+def plot_cmd(run_dir, plan_ids, out, plan_files, data_files, lang):
     """Fan chart PNG per indicator: history, median, 80 %/95 % bands, target."""
     from .charts import plot_run
 
     reg = load_registry(plan_files, data_files)
-    written, notice = plot_run(reg, Path(run_dir), list(plan_ids), Path(out) if out else None)
+    written, notice = plot_run(reg, Path(run_dir), list(plan_ids), Path(out) if out else None, lang=lang)
     if notice:
         click.echo(notice, err=True)
     click.echo(f"wrote {len(written)} charts to {written[0].parent if written else out}")
 
 
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--plan", "plan_ids", multiple=True, help="Only these plans (default: every plan in the run).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="HTML file (default RUN_DIR/report-LANG.html).")
+@PLAN_FILES
+@DATA_FILES
+@LANG
+def report_cmd(run_dir, plan_ids, out, plan_files, data_files, lang):
+    """One self-contained HTML report (tables, fan charts, methods) to attach to a mid-term review."""
+    from .charts import cjk_font
+    from .report import write_report
+    from .results import read_run
+
+    reg = load_registry(plan_files, data_files)
+    run = read_run(Path(run_dir))
+    have = set(run["probabilities"].plan)
+    for pid in plan_ids:
+        if pid not in have:
+            from .errors import Problem
+            from .errors import did_you_mean as dym
+
+            raise InputError(Problem("--plan", pid, "plan not in this run", dym(pid, sorted(have))
+                                     or f"the run holds: {', '.join(sorted(have))}"))
+    if lang == "zh" and not cjk_font():
+        click.echo("notice: no CJK font found; chart labels fall back to English (install fonts-noto-cjk)", err=True)
+    path = write_report(Path(run_dir), Path(out) if out else None, reg, list(plan_ids) or None, lang)
+    click.echo(f"wrote {path}")
+
+
+@cli.command("extract")
+@click.argument("document", type=click.Path(exists=True, dir_okay=False))
+@click.option("--plan-id", default=None, help="id of the draft plan (default: from the file name).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Draft YAML (default DOCUMENT-draft.yaml).")
+def extract_cmd(document, plan_id, out):
+    """Draft a plan file from a plan document (plain text, UTF-8 or GBK) for a person to review."""
+    from .extract import extract, write_draft
+
+    reg = load_registry()
+    plan = extract(Path(document), reg, plan_id)
+    path = write_draft(plan, Path(out) if out else Path(document).with_name(Path(document).stem + "-draft.yaml"))
+    inds = plan["indicators"]
+    unmapped = sum(1 for d in inds if not d["series"])
+    unread = sum(1 for d in inds if d["target"] is None)
+    click.echo(f"wrote {path}: {len(inds)} targets ({unmapped} without a series code, {unread} unreadable numbers); "
+               f"jurisdiction {plan['jurisdiction']}, period {plan['period'][0]}–{plan['period'][1]}")
+    click.echo(f"review every value against its quote and line, then: ipsim validate {path}")
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that clean-up (temporary run directory) runs."""
+
+
+_ARGV: list[str] = []
+
+
+def command_line() -> str:
+    """The command as the user typed it, for the manifest."""
+    import shlex
+
+    return "ipsim " + shlex.join(_ARGV)
+
+
 def main(argv=None):
+    import signal
+
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
+
+    def _terminate(signum, frame):
+        raise Terminated()
+
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        pass
     try:
         cli.main(args=argv, prog_name="ipsim", standalone_mode=False)
     except InputError as exc:
         for p in exc.problems:
             click.echo(f"error: {p}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted — no new results written; earlier runs untouched", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo("interrupted (SIGTERM) — no new results written; earlier runs untouched", err=True)
+        sys.exit(143)
     except click.UsageError as exc:
         # one line, like every other input error: what is wrong and where to look
         cmd = exc.ctx.command_path if exc.ctx else "ipsim"

@@ -33,7 +33,7 @@ RELIABILITY = ("official", "secondary", "estimate")
 PERIOD_RX = re.compile(r"^(full|m(\d{1,2})-m(\d{1,2})|end-m(\d{1,2})|sum-(\d{4})-(\d{4}))$")
 
 PLAN_KEYS = {"id", "name_zh", "name_en", "jurisdiction", "issued", "period", "baseline_year", "source",
-             "notes", "indicators", "excluded"}
+             "notes", "indicators", "excluded", "status"}
 INDICATOR_KEYS = {"id", "name_zh", "name_en", "series", "category", "attribute", "measure", "window",
                   "target", "comparator", "target_year", "baseline", "baseline_year", "quote",
                   "interpretation", "note", "line", "relative_to", "source_url", "confidence", "unit"}
@@ -242,6 +242,13 @@ def load_plan(path: Path, series: dict[str, Series], jurisdictions: dict[str, Ju
         problems.add(path, line_of(doc, "indicators"), "indicators must be a list")
         return None
     for i, d in enumerate(raw):
+        if doc.get("status") == "draft" and isinstance(d, dict) and d.get("series") in (None, ""):
+            # `ipsim extract` writes drafts: a target whose wording matched no series code
+            # is kept for the reviewer, flagged, and left out of runs until mapped
+            problems.add(path, line_of(d, "series") or f"key indicators[{i}]",
+                         f"draft indicator '{d.get('id', i)}' has no series code yet", "map it to a code from "
+                         "data/series.yaml (or add one) before running", level="warning")
+            continue
         ind = _load_indicator(path, i, d, period, by, series, jurisdictions, problems)
         if ind is None:
             continue

@@ -57,7 +57,15 @@ def _csv(df: pd.DataFrame, path: Path):
     df.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
 
 
-def write_run(results, reg, out_root: Path, label: str, seed: int, draws: int, scenario_files) -> Path:
+def _pause_for_tests():
+    """IPSIM_TEST_SLOW_WRITE=seconds holds the writer mid-way (the interrupt test)."""
+    secs = float(os.environ.get("IPSIM_TEST_SLOW_WRITE", "0") or 0)
+    if secs > 0:
+        time.sleep(secs)
+
+
+def write_run(results, reg, out_root: Path, label: str, seed: int, draws: int, scenario_files,
+              command: str = "") -> Path:
     """Write one run (possibly several scenarios) atomically; returns its directory."""
     out_root = Path(out_root)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -67,10 +75,11 @@ def write_run(results, reg, out_root: Path, label: str, seed: int, draws: int, s
         fcs = pd.concat([r.forecasts for r in results], ignore_index=True)
         summ = pd.concat([r.plan_summary for r in results], ignore_index=True)
         _csv(probs, tmp / "probabilities.csv")
+        _pause_for_tests()
         _csv(fcs, tmp / "forecasts.csv")
         _csv(summ, tmp / "plan_summary.csv")
         manifest = {
-            "label": label, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "seed": seed, "draws": draws,
+            "label": label, "command": command or "(library call)", "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "seed": seed, "draws": draws,
             "scenarios": [{"name": r.scenario.name, "file": r.scenario.file, "description": r.scenario.description,
                            "as_of": r.scenario.as_of, "model": r.scenario.model, "settings": r.scenario.raw,
                            "diagnostics": r.diagnostics, "fit": r.fit_info} for r in results],
