@@ -52,12 +52,21 @@ def diagnostics_of(fc) -> dict:
 
 
 def _observed(reg: Registry, jur: str, code: str, as_of) -> dict:
+    """Full-year readings {year: value} of one series, the most reliable copy of each year."""
     obs = reg.observations
-    o = obs[(obs.jurisdiction == jur) & (obs.series == code) & (obs.period == "full") & (~obs.lower_bound)]
-    if as_of is not None:
-        o = o[o.year <= as_of]
-    o = o.assign(rank=o.reliability.map(RELIABILITY_RANK)).sort_values(["year", "rank"])
-    return {int(y): float(g.value.iloc[0]) for y, g in o.groupby("year")}
+    key = int(pd.util.hash_pandas_object(obs[["jurisdiction", "series", "year", "value", "period", "reliability"]],
+                                         index=False).sum())
+    cache = getattr(reg, "_observed_index", None)
+    if cache is None or cache[0] != key:
+        # one pass over the table instead of one filter per indicator (a warm run judges ~170)
+        o = obs[(obs.period == "full") & (~obs.lower_bound)]
+        o = o.assign(rank=o.reliability.map(RELIABILITY_RANK)).sort_values(["jurisdiction", "series", "year", "rank"])
+        o = o.drop_duplicates(["jurisdiction", "series", "year"])
+        index = {k: dict(zip(g.year.astype(int), g.value.astype(float))) for k, g in o.groupby(["jurisdiction", "series"])}
+        cache = (key, index)
+        reg._observed_index = cache
+    vals = cache[1].get((jur, code), {})
+    return {y: v for y, v in vals.items() if as_of is None or y <= as_of}
 
 
 def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed: int | None = None,

@@ -424,7 +424,18 @@ def extract(path: Path, reg, plan_id: str | None = None) -> dict:
     prose = find_prose(lines, period, table_lines)
     # a prose sentence that restates a table row (same value) is the table row, not a new target
     table_vals = {(round(f.value, 6), f.target_year) for f in tables if f.value is not None}
-    restated = [f for f in prose if f.value is not None and (round(f.value, 6), f.target_year) in table_vals]
+    # … or states a row's 增加值 in the row's own words (3468 − 2868 = 新增…贯标备案单位600家)
+    increments = [(round(f.value - f.baseline, 6), f.target_year, clean(f.wording)[:6]) for f in tables
+                  if f.value is not None and f.baseline is not None]
+
+    def restates(f):
+        if f.value is None:
+            return False
+        if (round(f.value, 6), f.target_year) in table_vals:
+            return True
+        return "新增" in f.quote and any(round(f.value, 6) == v and f.target_year == y and w[2:6] in clean(f.quote)
+                                        for v, y, w in increments)
+    restated = [f for f in prose if restates(f)]
     prose = [f for f in prose if f not in restated]
     # a table row 新增… without a remark: the prose restating it decides — “新增…达N” is the
     # yearly amount reaching N (level); “新增…N” without 达 is N new over the period
@@ -438,6 +449,16 @@ def extract(path: Path, reg, plan_id: str | None = None) -> dict:
                         t.measure = "cumulative"
                         t.notes.append(f"新增 without 达 in the restating sentence (line {f.line}): N new over the period")
                     break
+    # the same target restated in a later section (tasks repeat the goals): keep the first
+    kept, seen = [], {}
+    for f in prose:
+        k = (None if f.value is None else round(f.value, 6), f.unit, f.target_year, clean(f.wording)[-6:])
+        if f.value is not None and k in seen:
+            seen[k].notes.append(f"restated at line {f.line}")
+            continue
+        seen[k] = f
+        kept.append(f)
+    prose = kept
     found = tables + prose
     if period is None:
         years = [f.target_year for f in found if f.target_year]

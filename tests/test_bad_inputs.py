@@ -61,8 +61,13 @@ def test_accepted_inputs_are_read_right(case, registry):
 @pytest.mark.parametrize("case", [CASES[0], next(c for c in CASES if c.get("args", [None])[0] == "run")], ids=_id)
 def test_real_process_prints_no_traceback(case, tmp_path):
     """The installed entry point, as a user meets it (not the in-process runner)."""
+    import os
+
+    env = dict(os.environ, IPSIM_HOME=str(CORPUS.parents[1]))
     proc = subprocess.run([sys.executable, "-m", "simulate", *_args(case)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
+                          cwd=tmp_path, timeout=300, env=env)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error:")
+    for needle in case.get("expect", []):
+        assert needle in proc.stderr, proc.stderr

@@ -93,40 +93,7 @@ def test_ets_and_arima_refuse_short_series_and_simulate_long_ones(registry):
 
 
 # ------------------------------------------------------------------ recovery
-def synthetic_panel(seed=5):
-    """48 series: 8 codes × 6 places, 1–8 readings each, from known parameters."""
-    from simulate.registry import Jurisdiction, Series
-
-    rng = np.random.default_rng(seed)
-    future = np.random.default_rng(seed + 1000)  # held-out innovations: a separate stream
-    codes = [f"c{i}" for i in range(8)]
-    places = [f"p{j}" for j in range(6)]
-    series = {c: Series(c, c, c, "件", "stock", "fam" + str(i % 2)) for i, c in enumerate(codes)}
-    jurs = {p: Jurisdiction(p, p, p, "city", None) for p in places}
-    mu_code = rng.normal(0.08, 0.05, len(codes))
-    rows, truth, held = [], {}, []
-    rho, sigma = 0.7, 0.04
-    for i, c in enumerate(codes):
-        for p in places:
-            mu = mu_code[i] + rng.normal(0, 0.03)
-            a = rng.normal(6, 1)
-            years = np.arange(2010, 2026)
-            u = np.zeros(len(years))
-            u[0] = rng.normal(0, sigma / np.sqrt(1 - rho ** 2))
-            for k in range(1, len(years)):
-                u[k] = rho * u[k - 1] + (rng if years[k] <= 2024 else future).normal(0, sigma)
-            z = a + mu * (years - 2017) + u
-            n = int(rng.integers(1, 9))
-            obs_years = np.sort(rng.choice(np.arange(2015, 2023), size=n, replace=False))
-            for y in obs_years:
-                k = int(y - 2010)
-                rows.append(dict(jurisdiction=p, series=c, year=int(y), value=float(np.exp(z[k] + rng.normal(0, 0.01))),
-                                 period="full", reliability="official", source="synthetic", note="", lower_bound=False,
-                                 file="synthetic", line=0))
-            truth[f"{p}:{c}"] = mu
-            for y in (2023, 2024, 2025):
-                held.append((f"{p}:{c}", y, float(np.exp(z[int(y - 2010)]))))
-    return Panel.from_frame(pd.DataFrame(rows), series, jurs), truth, held
+from models.synthetic import synthetic_panel  # noqa: E402
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ ILL = ROOT / "tests" / "fixtures" / "illcond"
 
 
 def _env(**kw):
-    env = dict(os.environ)
+    env = dict(os.environ, IPSIM_HOME=str(ROOT))   # absolute: the child runs elsewhere
     env.update({k: str(v) for k, v in kw.items()})
     return env
 

@@ -1,0 +1,74 @@
+"""Fit time and memory against the number of series (a province evaluating all its
+counties): synthetic panels of 10, 100, 1 000 and 5 000 series.
+
+    python benchmarks/scaling.py [--sizes 10,100,1000,5000] [--draws 1000] [--budget 1800]
+
+Each size runs in its own process (so peak memory is that fit's own) with a fresh
+posterior cache.  A size whose fit would exceed --budget seconds is stopped and
+reported as such.  Prints figures; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = {10: (2, 5), 100: (10, 10), 1000: (40, 25), 5000: (100, 50)}
+
+
+def child(n: int, draws: int):
+    sys.path.insert(0, str(ROOT))
+    from models import HierarchicalGrowth
+    from models.synthetic import synthetic_panel
+
+    codes, places = SHAPES.get(n, (max(1, n // 10), 10))
+    panel, truth, held = synthetic_panel(seed=11, n_codes=codes, n_places=places)
+    t = time.perf_counter()
+    m = HierarchicalGrowth(draws=draws, tune=draws, cache_dir=Path(tempfile.mkdtemp()), use_cache=False).fit(panel)
+    secs = time.perf_counter() - t
+    d = m.diagnostics()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB → GiB
+    print(json.dumps(dict(series=len(panel.series), readings=len(panel.points), seconds=round(secs, 1),
+                          peak_gib=round(peak, 2), max_r_hat=round(float(d.r_hat.max()), 3),
+                          min_ess=int(d.ess_bulk.min()), divergences=int(d.attrs["divergences"]))))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10,100,1000,5000")
+    ap.add_argument("--draws", type=int, default=1000, help="tune = draws, 2 chains")
+    ap.add_argument("--budget", type=float, default=1800, help="seconds per size before giving up")
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        return child(a.child, a.draws)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
+          f"2 chains × {a.draws} tune + {a.draws} draws; wall time includes compiling the model")
+    print(f"{'series':>7} {'readings':>9} {'seconds':>9} {'peak GiB':>9} {'R-hat':>6} {'ESS':>6} {'div':>4}")
+    for n in [int(x) for x in a.sizes.split(",")]:
+        t = time.perf_counter()
+        try:
+            p = subprocess.run([sys.executable, __file__, "--child", str(n), "--draws", str(a.draws)],
+                               capture_output=True, text=True, timeout=a.budget)
+        except subprocess.TimeoutExpired:
+            print(f"{n:>7} {'':>9} {'>' + str(int(a.budget)):>9}  stopped: over the budget")
+            continue
+        line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+        if not line:
+            print(f"{n:>7} failed after {time.perf_counter() - t:.0f} s: {p.stderr[-300:]}")
+            continue
+        r = json.loads(line[-1])
+        print(f"{r['series']:>7} {r['readings']:>9} {r['seconds']:>9.1f} {r['peak_gib']:>9.2f} {r['max_r_hat']:>6.3f} "
+              f"{r['min_ess']:>6} {r['divergences']:>4}")
+
+
+if __name__ == "__main__":
+    main()
