@@ -137,7 +137,7 @@ def run_backtest(reg: Registry, models=None, origins=None, *, draws: int = 1000,
             if hasattr(fc, "diagnostics"):
                 from .engine import diagnostics_of
 
-                diag = {k: v for k, v in diagnostics_of(fc).items() if k != "series_not_converged"}
+                diag = {k: v for k, v in diagnostics_of(fc).items() if k not in ("series_not_converged", "model")}
             fits.append(dict(model=name, origin=origin, seconds=round(secs, 1), **diag))
             refusals += [dict(model=name, origin=origin, series=k, reason=v) for k, v in fc.refusals.items()]
             if origin in origins:

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .results import read_run  # noqa: E402
 
@@ -80,6 +81,7 @@ def fan_chart(row, g, history, zh: bool, figsize=(6.4, 3.8)):
     p = row.p_met
     ax.set_title(f"{title}\n" + (f"实现概率 {p:.0%}（{row.category_zh}）" if zh else f"P(met) {p:.0%} ({row.category_en})")
                  if p == p else str(title), fontsize=10)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # years, not 2023.5
     ax.set_xlabel("年份" if zh else "year")
     ax.set_ylabel(unit_label(row.unit, zh))
     ax.legend(fontsize=7, loc="upper left")

@@ -51,21 +51,18 @@ def diagnostics_of(fc) -> dict:
             "from_cache": bool(getattr(fc, "from_cache", False))}
 
 
-def _observed(reg: Registry, jur: str, code: str, as_of) -> dict:
-    """Full-year readings {year: value} of one series, the most reliable copy of each year."""
+def observed_index(reg: Registry) -> dict:
+    """{(place, series): {year: value}} of full-year readings, the most reliable copy of
+    each year — built once per run instead of one table filter per indicator."""
     obs = reg.observations
-    key = int(pd.util.hash_pandas_object(obs[["jurisdiction", "series", "year", "value", "period", "reliability"]],
-                                         index=False).sum())
-    cache = getattr(reg, "_observed_index", None)
-    if cache is None or cache[0] != key:
-        # one pass over the table instead of one filter per indicator (a warm run judges ~170)
-        o = obs[(obs.period == "full") & (~obs.lower_bound)]
-        o = o.assign(rank=o.reliability.map(RELIABILITY_RANK)).sort_values(["jurisdiction", "series", "year", "rank"])
-        o = o.drop_duplicates(["jurisdiction", "series", "year"])
-        index = {k: dict(zip(g.year.astype(int), g.value.astype(float))) for k, g in o.groupby(["jurisdiction", "series"])}
-        cache = (key, index)
-        reg._observed_index = cache
-    vals = cache[1].get((jur, code), {})
+    o = obs[(obs.period == "full") & (~obs.lower_bound)]
+    o = o.assign(rank=o.reliability.map(RELIABILITY_RANK)).sort_values(["jurisdiction", "series", "year", "rank"])
+    o = o.drop_duplicates(["jurisdiction", "series", "year"])
+    return {k: dict(zip(g.year.astype(int), g.value.astype(float))) for k, g in o.groupby(["jurisdiction", "series"])}
+
+
+def _observed(reg: Registry, jur: str, code: str, as_of, index: dict | None = None) -> dict:
+    vals = (index if index is not None else observed_index(reg)).get((jur, code), {})
     return {y: v for y, v in vals.items() if as_of is None or y <= as_of}
 
 
@@ -94,9 +91,10 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
     rng = np.random.default_rng([seed, 7])
     hits = draw_shocks(sc.shocks, years, draws, rng)
     rows, frows, metrics, met_draws = [], [], {}, {}
+    obs_index = observed_index(reg)
     for p in plans:
         for ind in p.indicators:
-            row, x, m, h = _judge_indicator(sc, reg, panel, paths, years, p, ind, hits, rng)
+            row, x, m, h = _judge_indicator(sc, reg, panel, paths, years, p, ind, hits, rng, obs_index)
             rows.append(row)
             if m is not None:
                 metrics[(p.id, ind.id)] = m
@@ -124,13 +122,13 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
                      {"panel": panel.fingerprint(), "n_series": len(panel.series), "years": [int(years[0]), int(years[-1])]})
 
 
-def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng):
+def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_index=None):
     key = f"{plan.jurisdiction}:{ind.series}"
     s = reg.series[ind.series]
     target = what_if_target(sc, plan, ind)
     adjs = [a for a in sc.adjustments if a.matches(plan, ind) and a.kind != "target"]
     shocks = [sh for sh in sc.shocks if sh.matches(plan, ind)]
-    observed = _observed(reg, plan.jurisdiction, ind.series, sc.as_of)
+    observed = _observed(reg, plan.jurisdiction, ind.series, sc.as_of, obs_index)
     base = dict(plan=plan.id, plan_jur=plan.jurisdiction, indicator=ind.id, name_zh=ind.name_zh, name_en=ind.name_en, series=ind.series,
                 category=ind.category, attribute=ind.attribute, measure=ind.measure, comparator=ind.comparator,
                 target=target, target_year=ind.target_year, baseline=ind.baseline, unit=s.unit, scenario=sc.name,

@@ -138,3 +138,16 @@ def test_plan_cases_scored_against_outcomes(registry, tmp_path):
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "CRPS" in text and "china-2016" in text
     assert not list(tmp_path.glob(".tmp-run-*"))
+
+
+@pytest.mark.slow
+def test_backtest_runs_the_hierarchical_model(registry):
+    """The product path: a real NUTS fit on the data published by 2015, scored on 2016–2020."""
+    res = run_backtest(registry, models=["hierarchical", "last"], origins=[2015], plan_ids=[], draws=400)
+    h = res.points[res.points.model == "hierarchical"]
+    assert len(h) >= 10 and h.crps.notna().all() and h.log_score.notna().all()
+    fit = next(f for f in res.fits if f["model"] == "hierarchical")
+    assert fit["origin"] == 2015 and "max_r_hat" in fit
+    # paired comparison exists for the naive rule on the same points
+    pc = paired_crps(res.points)
+    assert set(pc.model) == {"last"} and (pc.n > 0).all()
