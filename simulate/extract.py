@@ -486,9 +486,9 @@ def extract(path: Path, reg, plan_id: str | None = None) -> dict:
              "attribute": f.attribute, "measure": f.measure}
         if f.measure in ("cumulative", "increment"):
             d["window"] = [period[0], ty]
-        d.update({"target": f.value, "comparator": f.comparator, "target_year": ty})
+        d.update({"target": _tidy(f.value), "comparator": f.comparator, "target_year": ty})
         if f.baseline is not None:
-            d["baseline"] = f.baseline
+            d["baseline"] = _tidy(f.baseline)
             if f.baseline_year and f.baseline_year != period[0] - 1:
                 d["baseline_year"] = f.baseline_year
         d["unit"] = f.unit
@@ -508,11 +508,19 @@ def extract(path: Path, reg, plan_id: str | None = None) -> dict:
                                                      "name_en": "place to be checked", "level": "city", "parent": None}, "period": list(period), "baseline_year": period[0] - 1,
             "source": f"{Path(path).name} (ipsim extract; review every indicator)",
             "notes": "Draft written by ipsim extract. Check each value against its quote and line, map "
-                     "series: null to a code, fix the jurisdiction if UNKNOWN, then remove status: draft. "
+                     "series: null to a code, fix the jurisdiction if it is draft-place, then remove status: draft. "
                      + (meta.get("period_note") or "") + (f" {len(restated)} prose sentence(s) restating table rows "
                                                           "were left out." if restated else ""),
             "indicators": indicators}
     return plan
+
+
+def _tidy(v):
+    """20.0 → 20 for the reader; 1.3 stays 1.3 (rounded to 10 significant digits: 0.5 not 0.49999…)."""
+    if v is None:
+        return None
+    v = float(f"{v:.10g}")
+    return int(v) if v.is_integer() else v
 
 
 def write_draft(plan: dict, out: Path) -> Path:
