@@ -233,9 +233,14 @@ def report_markdown(res: BacktestResult, command: str) -> str:
     pc = paired_crps(res.points)
     ps = res.plan_scores()
     pts = res.points
-    out = ["# ipsim back-test report\n",
-           f"Reproduce with: `{command}`\n",
-           "## What was tested\n",
+    import os
+
+    fast = os.environ.get("IPSIM_MCMC_DRAWS")
+    mcmc = (f"NUTS: 2 chains × {fast} tune + {fast} draws (IPSIM_MCMC_DRAWS={fast})" if fast
+            else "NUTS: 2 chains × 1000 tune + 1000 draws (product settings)")
+    out = ["# ipsim back-test report\n\n",
+           f"Reproduce with: `{('IPSIM_MCMC_DRAWS=' + fast + ' ') if fast else ''}{command}`. {mcmc}.\n\n",
+           "## What was tested\n\n",
            f"Rolling origins {sorted(set(pts.origin)) if len(pts) else []}; each model fitted on the data published up to "
            f"the origin and scored on every later full-year reading up to {HORIZONS} years ahead, for series with at "
            f"least {MIN_HISTORY} readings of their own by the origin "
@@ -244,7 +249,7 @@ def report_markdown(res: BacktestResult, command: str) -> str:
            "The naive rules give one line, so their intervals have zero width (coverage ≈ 0) and their CRPS is the "
            "absolute log error.  Log score = −log density (a normal fitted to the draws on the transformed scale); "
            "undefined for zero-width forecasts.\n",
-           "## Series forecasts: coverage and CRPS by model and horizon\n", _md(ss),
+           "\n## Series forecasts: coverage and CRPS by model and horizon\n\n", _md(ss),
            "\n## Paired CRPS against the hierarchical model (same points)\n",
            "`reference_wins` = share of points where the hierarchical model's CRPS is lower.\n\n", _md(pc),
            "\n## Past plans: P(met) against what happened\n",

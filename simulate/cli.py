@@ -278,7 +278,9 @@ def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data
 
 def compare_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
     name = "name_zh" if lang == "zh" else "name_en"
-    wide = probs.pivot_table(index=["plan", "indicator", name], columns="scenario", values="p_met", sort=False, dropna=False)
+    from .results import scenarios_side_by_side
+
+    wide = scenarios_side_by_side(probs, ["plan", "indicator", name])
     wide = wide.map(_pct).reset_index()
     wide[name] = wide[name].str.slice(0, 24)
     return wide

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .judge import CATEGORY_CUTS, REACHED
-from .results import read_run
+from .results import read_run, scenarios_side_by_side
 
 COLOURS = {"提前实现": "#1a9850", "快于预期": "#91cf60", "基本符合预期": "#fee08b", "滞后": "#fc8d59",
            "无法评估": "#d9d9d9"}
@@ -248,8 +248,7 @@ def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> st
                 f"<li>{_e(getattr(r, name))}: {_e(_reason(r.reason, lang))} {_e(r.note)}</li>" for r in ne.itertuples()) + "</ul>")
         # scenario comparison
         if len(scenarios) > 1:
-            wide = probs[probs.plan == pid].pivot_table(index=["indicator", name], columns="scenario", values="p_met",
-                                                        sort=False, dropna=False)
+            wide = scenarios_side_by_side(probs[probs.plan == pid], ["indicator", name])
             parts.append(f"<h3>{t['compare']}</h3><table class=\"sortable compare\"><thead><tr><th>{t['indicator']}</th>"
                          + "".join(f"<th>{_e(s)}</th>" for s in scenarios) + "</tr></thead><tbody>")
             for (iid, nm), r in wide.iterrows():

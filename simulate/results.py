@@ -115,6 +115,18 @@ def publish(tmp: Path, out_root: Path, stem: str) -> Path:
             n += 1
 
 
+def scenarios_side_by_side(probs: pd.DataFrame, index: list[str], value: str = "p_met") -> pd.DataFrame:
+    """One row per indicator, one column per scenario, rows in the order they came.
+
+    (``pivot_table(dropna=False)`` would build the cartesian product of the index
+    levels — every plan × every indicator id × every name — hundreds of thousands of
+    empty rows for the shipped plans.)"""
+    wide = probs.set_index(index + ["scenario"])[value].unstack("scenario")
+    order = list(dict.fromkeys(map(tuple, probs[index].itertuples(index=False, name=None))))
+    cols = list(dict.fromkeys(probs.scenario))
+    return wide.reindex(pd.MultiIndex.from_tuples(order, names=index))[cols]
+
+
 def read_run(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").exists():

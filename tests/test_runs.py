@@ -93,3 +93,15 @@ def test_cli_run_rank_inverse_plot(run_cli, shipped_fit, tmp_path):
     assert code == 0 and "80%把握可达" in out
     code, out, err = run_cli("compare", str(run_dir), str(run_dir))
     assert code == 0
+
+
+def test_scenarios_side_by_side_one_row_per_indicator():
+    """Regression: pivot_table(dropna=False) built the product of plan × id × name (230k rows)."""
+    from simulate.cli import compare_table
+
+    rows = [dict(plan=p, indicator=i, name_zh=f"{p}{i}", name_en=f"{p}{i}", scenario=s, p_met=v)
+            for s, v in (("b", 0.5), ("a", float("nan"))) for p in ("x", "y") for i in ("i1", "i2", "i3")]
+    t = compare_table(pd.DataFrame(rows), "zh")
+    assert len(t) == 6 and list(t.columns[-2:]) == ["b", "a"]
+    assert list(t.indicator) == ["i1", "i2", "i3"] * 2
+    assert set(t["b"]) == {"50%"} and set(t["a"]) == {""}
