@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,12 +56,17 @@ def main():
     print(f"{'series':>7} {'readings':>9} {'seconds':>9} {'peak GiB':>9} {'R-hat':>6} {'ESS':>6} {'div':>4}")
     for n in [int(x) for x in a.sizes.split(",")]:
         t = time.perf_counter()
+        # own process group, so the sampler's worker processes die with it on timeout
+        proc = subprocess.Popen([sys.executable, __file__, "--child", str(n), "--draws", str(a.draws)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            p = subprocess.run([sys.executable, __file__, "--child", str(n), "--draws", str(a.draws)],
-                               capture_output=True, text=True, timeout=a.budget)
+            out, err = proc.communicate(timeout=a.budget)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             print(f"{n:>7} {'':>9} {'>' + str(int(a.budget)):>9}  stopped: over the budget")
             continue
+        p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
         if not line:
             print(f"{n:>7} failed after {time.perf_counter() - t:.0f} s: {p.stderr[-300:]}")
