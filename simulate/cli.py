@@ -293,7 +293,15 @@ def compare_cmd(runs, lang):
     """One table of P(met) side by side for the scenarios of RUN directories."""
     from .results import read_run
 
-    probs = pd.concat([read_run(r)["probabilities"] for r in runs])
+    frames = [read_run(r)["probabilities"] for r in runs]
+    names = [f.scenario.tolist() for f in frames]
+    flat = [n for ns in names for n in set(ns)]
+    for r, f in zip(runs, frames):
+        # the same scenario in two runs (baseline before and after new data): label by run
+        if any(flat.count(n) > 1 for n in set(f.scenario)):
+            f["scenario"] = f.scenario + " @" + Path(r).name
+    probs = pd.concat(frames)
+    probs = probs.drop_duplicates(["plan", "indicator", "scenario"])
     click.echo(compare_table(probs, lang).to_string(index=False))
 
 

@@ -121,7 +121,7 @@ def scenarios_side_by_side(probs: pd.DataFrame, index: list[str], value: str = "
     (``pivot_table(dropna=False)`` would build the cartesian product of the index
     levels — every plan × every indicator id × every name — hundreds of thousands of
     empty rows for the shipped plans.)"""
-    wide = probs.set_index(index + ["scenario"])[value].unstack("scenario")
+    wide = probs.drop_duplicates(index + ["scenario"]).set_index(index + ["scenario"])[value].unstack("scenario")
     order = list(dict.fromkeys(map(tuple, probs[index].itertuples(index=False, name=None))))
     cols = list(dict.fromkeys(probs.scenario))
     return wide.reindex(pd.MultiIndex.from_tuples(order, names=index))[cols]
