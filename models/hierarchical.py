@@ -93,6 +93,7 @@ class HierarchicalGrowth(Forecaster):
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.use_cache = use_cache
         self._posterior = None
+        self._diag = None
         self.idata = None
         self.cache_path: Path | None = None
         self.from_cache = False
@@ -355,7 +356,7 @@ class HierarchicalGrowth(Forecaster):
     # ------------------------------------------------------------------ diagnostics
     def diagnostics(self) -> pd.DataFrame:
         """R-hat, bulk/tail ESS per parameter; divergences in ``.attrs``."""
-        if getattr(self, "_diag", None) is not None:
+        if self._diag is not None:
             return self._diag[0]
         import arviz as az
 
@@ -367,7 +368,7 @@ class HierarchicalGrowth(Forecaster):
 
     def series_diagnostics(self) -> pd.DataFrame:
         """R-hat and bulk ESS of each series' growth mean (its level is integrated out)."""
-        if getattr(self, "_diag", None) is not None:
+        if self._diag is not None:
             return self._diag[1]
         import arviz as az
 
@@ -395,33 +396,33 @@ class HierarchicalGrowth(Forecaster):
         n_post = post.sizes["sample"]
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, n_post, size=draws) if draws != n_post else np.arange(n_post)
-        mu = post["mu_series"].values[sidx][:, pick].T     # (D, S)
-        rho = post["rho"].values[pick]                     # (D,)
-        sg = post["sigma_g"].values[A["group"][sidx]][:, pick].T
-        delta = np.zeros((draws, len(sidx)))
+        # The conditional law of the deviations depends only on the posterior draw, so
+        # parameters and that law are taken once per distinct posterior draw (U of them)
+        # and shared by the paths that use it (inv maps each path to its draw); series
+        # are handled in groups of equal reading counts so no padded K×K solve is
+        # wasted on a series with one reading (most of them).
+        uniq, inv = np.unique(pick, return_inverse=True)
+        mu_u = post["mu_series"].values[sidx][:, uniq].T      # (U, S)
+        rho_u = post["rho"].values[uniq]                      # (U,)
+        sg = post["sigma_g"].values[A["group"][sidx]][:, uniq].T
+        dl_u = np.zeros((len(uniq), len(sidx)))
         if "census_shift" in post:
             full = np.zeros((len(A["brk"]), n_post))
             full[np.where(A["brk"])[0]] = post["census_shift"].values
-            delta = full[sidx][:, pick].T
+            dl_u = full[sidx][:, uniq].T
         has_pts = A["M"][sidx].any(1)
-        offset = np.zeros((draws, len(sidx)))  # explicit level of series without readings
+        off_u = np.zeros((len(uniq), len(sidx)))  # explicit level of series without readings
         if "a_free" in post:
             free = np.where(~A["M"].any(1))[0]
             full = np.zeros((len(A["M"]), n_post))
             full[free] = post["a_free"].values - A["center"][free][:, None]
-            offset = full[sidx][:, pick].T
+            off_u = full[sidx][:, uniq].T
         pa = np.where(has_pts, A_SD ** 2, 0.0)          # integrated-out level variance
-        vstat = sg ** 2 / (1 - rho[:, None] ** 2)
+        v_u = sg ** 2 / (1 - rho_u[:, None] ** 2)
         T, Y, SD, M = A["T"][sidx], A["Y"][sidx], A["SD"][sidx], A["M"][sidx]
         center, tref = A["center"][sidx], A["tref"][sidx]
         G = len(years)
         eps = rng.standard_normal((draws, len(sidx), G))
-        # The conditional law of the deviations depends only on the posterior draw, so it
-        # is computed once per distinct posterior draw and shared by the paths that use it;
-        # series are handled in groups of equal reading counts so no padded K×K solve is
-        # wasted on a series with one reading (most of them).
-        uniq, first, inv = np.unique(pick, return_index=True, return_inverse=True)
-        mu_u, rho_u, v_u, dl_u, off_u = mu[first], rho[first], vstat[first], delta[first], offset[first]
 
         def base(t, cols):  # (U, s, n) mean of z at times t (s, n) before conditioning
             shift = np.where(t[None] <= BREAK_YEAR + 1e-9, dl_u[:, cols, None], 0.0)

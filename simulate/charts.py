@@ -49,6 +49,13 @@ def unit_label(unit, zh: bool) -> str:
     return UNITS_EN.get(unit, "" if _CJK.search(unit) else unit)
 
 
+def font_notice() -> str | None:
+    """What to tell the user when charts cannot carry Chinese labels."""
+    if cjk_font():
+        return None
+    return "notice: no CJK font found; charts use English labels (install fonts-noto-cjk for Chinese)"
+
+
 def use_cjk(lang: str = "zh") -> bool:
     """Chinese labels when asked for and a CJK font exists (else English, never tofu boxes)."""
     font = cjk_font()
@@ -103,7 +110,7 @@ def plot_run(reg, run_dir: Path, plan_ids=None, out: Path | None = None, lang: s
     out = out or Path(run_dir) / "charts"
     out.mkdir(parents=True, exist_ok=True)
     zh = use_cjk(lang)
-    notice = None if cjk_font() else "notice: no CJK font found; charts use English labels (install fonts-noto-cjk for Chinese)"
+    notice = font_notice()
     written = []
     for (pid, iid, scen), g in fcs.groupby(["plan", "indicator", "scenario"], sort=False):
         if plan_ids and pid not in plan_ids:

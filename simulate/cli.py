@@ -399,8 +399,7 @@ def backtest_cmd(models, origins, plan_ids, draws, seed, out_root, plan_files, d
     for pid in plan_ids:
         reg.plan(pid)
     res = run_backtest(reg, models, origins, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say)
-    cmd = "ipsim backtest " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "ipsim backtest"
-    out = write_backtest(res, Path(out_root) if out_root else reg.home / "results", cmd)
+    out = write_backtest(res, Path(out_root) if out_root else reg.home / "results", command_line())
     ss = res.series_scores()
     if len(ss):
         click.echo(ss[ss.horizon == "all"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -450,7 +449,7 @@ def plot_cmd(run_dir, plan_ids, out, plan_files, data_files, lang):
 @LANG
 def report_cmd(run_dir, plan_ids, out, plan_files, data_files, lang):
     """One self-contained HTML report (tables, fan charts, methods) to attach to a mid-term review."""
-    from .charts import cjk_font
+    from .charts import font_notice
     from .report import write_report
     from .results import read_run
 
@@ -464,8 +463,9 @@ def report_cmd(run_dir, plan_ids, out, plan_files, data_files, lang):
 
             raise InputError(Problem("--plan", pid, "plan not in this run", dym(pid, sorted(have))
                                      or f"the run holds: {', '.join(sorted(have))}"))
-    if lang == "zh" and not cjk_font():
-        click.echo("notice: no CJK font found; chart labels fall back to English (install fonts-noto-cjk)", err=True)
+    notice = font_notice() if lang == "zh" else None
+    if notice:
+        click.echo(notice, err=True)
     path = write_report(Path(run_dir), Path(out) if out else None, reg, list(plan_ids) or None, lang)
     click.echo(f"wrote {path}")
 

@@ -62,6 +62,7 @@ class Found:
     attribute: str = "expected"
     source: str = "prose"
     raw: str = ""
+    remark: str = ""        # a table row's 备注 cell (当年数据, 三年累计数据 …)
     notes: list = field(default_factory=list)
 
 
@@ -174,8 +175,7 @@ def find_tables(lines: list[str]) -> list[Found]:
             if j - i > 12:
                 break
         if len(years) >= 2:
-            has_inc = any(lines[k].strip() == "增加值" for k in range(i, j))
-            out += _table_rows(lines, j, years[0], years[-1], has_inc)
+            out += _table_rows(lines, j, years[0], years[-1])
             i = j
         else:
             i += 1
@@ -185,14 +185,14 @@ def find_tables(lines: list[str]) -> list[Found]:
 UNIT_IN_LABEL = re.compile(r"[（(]([^（）()]{1,8})[）)]\s*$")
 
 
-def _table_rows(lines, start, y0, y1, has_inc) -> list[Found]:
+def _table_rows(lines, start, y0, y1) -> list[Found]:
     rows, k, n = [], start, len(lines)
     label, lab_line, cells = None, None, []
 
     def flush():
         if label is None:
             return
-        rows.append(_table_row(label, lab_line, cells, y0, y1, has_inc, lines))
+        rows.append(_table_row(label, lab_line, cells, y0, y1))
 
     blank_run = 0
     while k < n:
@@ -217,10 +217,10 @@ def _table_rows(lines, start, y0, y1, has_inc) -> list[Found]:
             cells.append(cell)
         k += 1
     flush()
-    return [r for r in rows if r is not None]
+    return rows
 
 
-def _table_row(label, line_no, cells, y0, y1, has_inc, lines):
+def _table_row(label, line_no, cells, y0, y1):
     nums, cells_notes = [], []
     attribute, remark = "expected", ""
     for c in cells:
@@ -235,8 +235,7 @@ def _table_row(label, line_no, cells, y0, y1, has_inc, lines):
             nums.append((to_number(m.group(1), m.group(2)), int(m.group(3)) if m.group(3) else None, c) if m else
                         (None, None, c))
             if m and re.search(r"\d\s*[-—~～]\s*\d", c):
-                remark_range = f"range {c}: the lower end is taken as the target"
-                cells_notes.append(remark_range)
+                cells_notes.append(f"range {c}: the lower end is taken as the target")
     unit_m = UNIT_IN_LABEL.search(label)
     unit = unit_m.group(1) if unit_m else ""
     wording = re.sub(r"^\d+[.．、]", "", label[:unit_m.start()] if unit_m else label).strip()
@@ -263,7 +262,7 @@ def _table_row(label, line_no, cells, y0, y1, has_inc, lines):
         unit = b
     return Found(line=line_no, quote=quote, wording=wording, value=value, unit=unit, target_year=y1, measure=measure,
                  comparator=">=", baseline=bval, baseline_year=base[1] or y0, attribute=attribute, source="table",
-                 raw=tgt[2], notes=notes + ([f"remark: {remark}"] if remark else []))
+                 raw=tgt[2], remark=remark, notes=notes + ([f"remark: {remark}"] if remark else []))
 
 
 # ------------------------------------------------------------------ prose
@@ -303,7 +302,7 @@ def find_prose(lines: list[str], period, table_lines: set) -> list[Found]:
 
 
 def _clauses(sent: str):
-    """Clauses, but keep ranges like 2-3家 and numbers like 1,000 intact."""
+    """Comma-separated clauses (、 is kept inside: 新增1个A、1个B is one clause)."""
     parts = CLAUSE.split(sent)
     return [p for p in parts if p.strip()]
 
@@ -440,7 +439,7 @@ def extract(path: Path, reg, plan_id: str | None = None) -> dict:
     # a table row 新增… without a remark: the prose restating it decides — “新增…达N” is the
     # yearly amount reaching N (level); “新增…N” without 达 is N new over the period
     for t in tables:
-        if t.wording.startswith("新增") and t.measure == "level" and not any("remark" in n for n in t.notes):
+        if t.wording.startswith("新增") and t.measure == "level" and not t.remark:
             for f in restated:
                 if _close(f.value, t.value) and f.target_year == t.target_year \
                         and clean(t.wording)[2:8] in clean(f.quote):

@@ -15,8 +15,6 @@ import io
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from .judge import CATEGORY_CUTS, REACHED
 from .results import read_run, scenarios_side_by_side
 

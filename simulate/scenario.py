@@ -29,7 +29,7 @@ class Adjustment:
     match: dict
     kind: str
     spec: dict
-    where: str = ""
+    where: str = ""     # line (or key) in the scenario file, for messages
 
     def matches(self, plan, ind) -> bool:
         m = self.match
@@ -214,7 +214,7 @@ def _load_adjustment(path, i, a, reg, problems):
     if years is not None and not (isinstance(years, list) and all(isinstance(y, int) for y in years)):
         problems.add(path, w, "years must be a list of years, e.g. [2025, 2026]")
         return None
-    return Adjustment(strip_lines(a.get("match") or {}), kind, spec, f"{Path(path).name}:{where}")
+    return Adjustment(strip_lines(a.get("match") or {}), kind, spec, where)
 
 
 def _load_shock(path, i, s, reg, problems):
@@ -247,7 +247,7 @@ def _check_matches(sc: Scenario, reg: Registry, problems: Problems):
     plans = [reg.plans[p] for p in sc.plan_ids(reg) if p in reg.plans]
     for adj in sc.adjustments + sc.shocks:
         if not any(adj.matches(p, i) for p in plans for i in p.indicators):
-            where = getattr(adj, 'where', '').rsplit(':', 1)[-1]
+            where = adj.where if isinstance(adj, Adjustment) else ""
             what = "this adjustment" if isinstance(adj, Adjustment) else f"shock '{adj.name}'"
             problems.add(sc.file, where, f"{what} matches no indicator of the selected plans "
                          f"({', '.join(p.id for p in plans)}); it changes nothing",
@@ -258,12 +258,12 @@ def _check_matches(sc: Scenario, reg: Registry, problems: Problems):
         for ind in p.indicators:
             hits = [a for a in sc.adjustments if a.kind in exclusive and a.matches(p, ind)]
             if len({a.kind for a in hits}) > 1 or sum(a.kind == "fixed_rate" for a in hits) > 1:
-                problems.add(sc.file, hits[-1].where.rsplit(':', 1)[-1],
+                problems.add(sc.file, hits[-1].where,
                              f"contradictory adjustments on {p.id}/{ind.id}: " + ", ".join(a.kind for a in hits),
                              "fixed_rate, target_path and additions each replace the trend; keep one")
             targets = [a for a in sc.adjustments if a.kind == "target" and a.matches(p, ind)]
             if len({a.spec["value"] for a in targets}) > 1:
-                problems.add(sc.file, targets[-1].where.rsplit(':', 1)[-1], f"two different what-if targets for {p.id}/{ind.id}", "keep one")
+                problems.add(sc.file, targets[-1].where, f"two different what-if targets for {p.id}/{ind.id}", "keep one")
 
 
 # --------------------------------------------------------------------------- applying

@@ -1,6 +1,5 @@
 """Forecasters: invariants on the shipped data, refusals, and recovery of known parameters."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from models import CAGR, ETS, ARIMADrift, HierarchicalGrowth, LastValue, LinearTrend, Panel
