@@ -95,7 +95,8 @@ class Panel:
     def from_frame(cls, obs: pd.DataFrame, series_reg: dict, jurisdictions: dict, as_of=None, keys=None) -> "Panel":
         obs = obs.copy()
         obs["rank"] = obs.reliability.map(RELIABILITY_RANK)
-        obs = obs.sort_values(["jurisdiction", "series", "year", "period", "rank", "value"])
+        # an exact reading wins over a lower bound of the same year, then the most reliable copy
+        obs = obs.sort_values(["jurisdiction", "series", "year", "period", "lower_bound", "rank", "value"])
         obs = obs.drop_duplicates(["jurisdiction", "series", "year", "period"], keep="first")
         pairs = sorted(set(zip(obs.jurisdiction, obs.series)))
         if keys is not None:

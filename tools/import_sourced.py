@@ -87,10 +87,30 @@ SERIES = {
     "有效发明专利授权量（原文口径）": "invention_grants_reported_ambiguous",
     "数据知识产权登记申请": "data_ip_registrations_cumulative",
     "常住人口": "population",
+    # 2023–2025 rows added to the shared file on 2026-11-22
+    "知识产权质押登记金额": "pledge_financing_registered",
+    "实用新型专利授权量": "utility_model_grants",
+    "外观设计专利授权量": "design_grants",
+    "地理标志产品累计认定数": "gi_products_cumulative",
+    "地理标志产品新认定数": "gi_products_new",
+    "核准使用地理标志专用标志经营主体(累计)": "gi_mark_users_cumulative",
+    "地理标志集体商标证明商标核准注册": "gi_collective_marks_registered",
+    "地理标志产品直接产值": "gi_product_output_value",
+    "商标评审案件审结量": "trademark_review_cases_closed",
+    "吸纳技术合同成交额": "tech_contract_absorbed",
+    "技术合同成交总额": "tech_contract_turnover",
+    "技术合同成交额": "tech_contract_turnover",
+    "涉及专利的技术合同成交额": "patent_tech_contract_turnover",
+    "专利转让许可备案次数": "patent_transfer_license_records",
+    "高校和科研机构专利转让许可备案次数": "patent_transfer_license_records_universities",
+    "开放许可专利数": "open_license_patents",
+    "著作权质押担保金额": "copyright_pledge_amount",
+    "国家级知识产权公共服务机构数": "national_ip_public_service_institutions",
+    "国家级知识产权保护中心和快速维权中心数": "protection_and_rapid_centres_national",
 }
 
 # unit written in the source -> factor to the series unit
-SCALE = {"万件": 10_000, "万亿元": 10_000}
+SCALE = {"万件": 10_000, "万亿元": 10_000, "万次": 10_000, "万家": 10_000}
 
 # (1-based line in the shared file) -> (field, new value, reason) ; stated in the note
 FIXES = {
@@ -102,6 +122,10 @@ FIXES = {
     214: ("reliability", "estimate", "conflicts with 科技日报网/新华网 44.86 for the same press conference; the mirror is the less credible copy"),
     240: ("period", "end-m9", "source note: 截至2018年9月底,非年末值"),
     248: ("period", "end-m9", "source note: 截至2018年9月底,非年末值"),
+    272: [("period", "full", "an annual output value reported on 2025-11-28 with no reference year: read as the "
+                             "latest complete year"),
+          ("year", 2024, "the reference year is not stated; 2024 is the latest complete year at the report date"),
+          ("reliability", "estimate", "the year is our reading, and 接近 means slightly below 9700")],
     169: ("lower_bound", "yes", "source says 超14件"),
     233: ("lower_bound", "yes", "source note: value is a lower bound (超)"),
 }
@@ -134,8 +158,8 @@ def main() -> int:
                    source=r["source_url"], note="", lower_bound=r["lower_bound"], quote=r["quote"])
         if rec["period"] != r["period"]:
             notes.append(f"period '{r['period']}' ({r['basis']}) recorded as '{rec['period']}'")
-        if line in FIXES:
-            field, new, why = FIXES[line]
+        fixes = FIXES.get(line, [])
+        for field, new, why in ([fixes] if isinstance(fixes, tuple) else fixes):
             notes.append(f"import: {field} set to '{new}' (was '{rec[field]}'): {why}")
             rec[field] = new
         if not rec["source"]:
