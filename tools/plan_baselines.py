@@ -41,6 +41,7 @@ def main() -> None:
     for series, value, line, quote in (
         ("ip_high_level_talents_new", 152, 425, "新增知识产权高层次人才（人） 152 200"),
         ("patent_agent_qualifications_new", 1263, 430, "新增获得国家专利代理师资格（人） 1263 1500"),
+        ("copyright_registrations_total", 430000, 339, "新增作品登记量（万件） 43 45"),
     ):
         rows.append(dict(jurisdiction="suzhou", series=series, year=2020, value=value, period="sum-2016-2020",
                          reliability="official", source=f"{seed}, seed line {line}",
