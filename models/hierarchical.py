@@ -67,6 +67,10 @@ MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most re
 A_SD = 2.0       # prior sd of a series' level around its mean reading (transformed scale)
 
 
+def _stable(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("IPSIM_CACHE")
     if env:
@@ -381,6 +385,25 @@ class HierarchicalGrowth(Forecaster):
         d = self.diagnostics()
         return bool(d.r_hat.max() <= max_rhat and d.ess_bulk.min() >= min_ess and d.attrs["divergences"] == 0)
 
+    def data_weight(self) -> dict:
+        """Share of the uncertainty about each series' growth mean that its own readings
+        removed (Gelman & Pardoe's pooling factor): 1 − Var_post(μ_i) / Var_prior(μ_i),
+        where the prior is what the series would get from its pool alone — its parent
+        place's growth plus τ_tie, or its code's growth plus τ_series.  0 for a series
+        with nothing but a baseline; near 1 for a long history."""
+        A = self._A
+        post = self._posterior_dataset()
+        mu = post["mu_series"].stack(sample=("chain", "draw")).values          # (S, n)
+        mu_code = post["mu_code"].stack(sample=("chain", "draw")).values        # (C, n)
+        var_post = mu.var(axis=1)
+        t_s = float((post["tau_series"].values ** 2).mean())
+        t_t = float((post["tau_tie"].values ** 2).mean())
+        parent = A["parent"]
+        prior = np.where(parent >= 0, t_t + mu[np.maximum(parent, 0)].var(axis=1),
+                         t_s + mu_code[A["code_of"]].var(axis=1))
+        w = np.clip(1.0 - var_post / np.maximum(prior, 1e-12), 0.0, 1.0)
+        return dict(zip(self.panel.keys, w.round(3)))
+
     # ------------------------------------------------------------------ forecasting
     def sample_posterior_predictive(self, years, draws: int = 1000, seed: int = 0, keys=None) -> xr.DataArray:
         """Paths (draw, series, year) on the natural scale.
@@ -422,7 +445,11 @@ class HierarchicalGrowth(Forecaster):
         T, Y, SD, M = A["T"][sidx], A["Y"][sidx], A["SD"][sidx], A["M"][sidx]
         center, tref = A["center"][sidx], A["tref"][sidx]
         G = len(years)
-        eps = rng.standard_normal((draws, len(sidx), G))
+        # one random stream per series: a series' paths do not depend on which other
+        # series are drawn in the same call
+        eps = np.empty((draws, len(sidx), G))
+        for j, key in enumerate(keys):
+            eps[:, j, :] = np.random.default_rng([seed, _stable(key)]).standard_normal((draws, G))
 
         def base(t, cols):  # (U, s, n) mean of z at times t (s, n) before conditioning
             shift = np.where(t[None] <= BREAK_YEAR + 1e-9, dl_u[:, cols, None], 0.0)

@@ -47,11 +47,19 @@ class BacktestResult:
     plan_cases: pd.DataFrame             # one row per model × plan × indicator × as-of
     refusals: pd.DataFrame               # model, origin, series, reason
     fits: list = field(default_factory=list)   # model, origin, seconds, diagnostics
+    calibration: pd.DataFrame = field(default_factory=pd.DataFrame)  # case × when × model, leave one plan out
+    lopo: pd.DataFrame = field(default_factory=pd.DataFrame)         # one row per reference case
 
     def series_scores(self) -> pd.DataFrame:
         return summarise_points(self.points)
 
     def plan_scores(self) -> pd.DataFrame:
+        """``model, when, n, brier, log_loss`` on every past target with a known outcome
+        (leave one plan out), the naive rules named as such."""
+        if len(self.calibration):
+            from .calibration import score_table
+
+            return score_table(self.calibration)
         return summarise_plans(self.plan_cases)
 
 
@@ -108,7 +116,7 @@ def _plan_as_ofs(plan) -> dict:
 
 
 def run_backtest(reg: Registry, models=None, origins=None, *, draws: int = 1000, seed: int = 0,
-                 plan_ids=None, progress=None) -> BacktestResult:
+                 plan_ids=None, progress=None, reference: bool = True) -> BacktestResult:
     import time
 
     models = list(models or DEFAULT_MODELS)
@@ -118,6 +126,7 @@ def run_backtest(reg: Registry, models=None, origins=None, *, draws: int = 1000,
     plan_ids = [p for p in (PLAN_CASES if plan_ids is None else plan_ids) if p in reg.plans]
     outcomes = pd.concat([_plan_outcomes(reg, p) for p in plan_ids]) if plan_ids else pd.DataFrame(
         columns=["plan", "indicator", "met"])
+    outcomes = _with_stated_outcomes(reg, outcomes, plan_ids)
     # the as-of years the plan cases need are fitted too (usually they are origins already)
     needed = {}
     for pid in plan_ids:
@@ -154,7 +163,35 @@ def run_backtest(reg: Registry, models=None, origins=None, *, draws: int = 1000,
         rule["model"] = "progress-ratio"
         rule["p_met"] = np.where(rule.progress_ratio.isna(), np.nan, (rule.progress_ratio >= 1).astype(float))
         pcs = pd.concat([pcs, rule], ignore_index=True)
-    return BacktestResult(pts, pcs, pd.DataFrame(refusals, columns=["model", "origin", "series", "reason"]), fits)
+    cal, lopo = pd.DataFrame(), pd.DataFrame()
+    if reference:
+        from .calibration import calibration_cases, reference_lopo
+
+        lopo, out_draws = reference_lopo(reg, draws=max(draws, 1000), seed=seed, progress=say)
+        cal = calibration_cases(lopo, out_draws, pcs if len(pcs) else pd.DataFrame(
+            columns=["model", "plan", "indicator", "when", "p_met", "weight"]))
+    return BacktestResult(pts, pcs, pd.DataFrame(refusals, columns=["model", "origin", "series", "reason"]), fits,
+                          cal, lopo)
+
+
+def _with_stated_outcomes(reg, outcomes: pd.DataFrame, plan_ids) -> pd.DataFrame:
+    """Targets of the back-tested plans whose outcome the data do not decide but a
+    source states (data/reference/past_outcomes.csv, ``plan_ref``)."""
+    from .reference import REFERENCE_FILE, load_reference_file
+    from .errors import Problems
+
+    path = reg.home / REFERENCE_FILE
+    if not path.exists():
+        return outcomes
+    ref = load_reference_file(path, Problems())
+    have = set(zip(outcomes.plan, outcomes.indicator))
+    extra = []
+    for r in ref.itertuples():
+        if r.use == "yes" and r.met in ("yes", "no") and r.plan_ref:
+            pid, iid = r.plan_ref.split("/", 1)
+            if pid in plan_ids and (pid, iid) not in have:
+                extra.append(dict(plan=pid, indicator=iid, met=int(r.met == "yes")))
+    return pd.concat([outcomes, pd.DataFrame(extra, columns=["plan", "indicator", "met"])], ignore_index=True)
 
 
 def _judge_plan_case(reg, fc, pid, when, as_of, draws, seed, outcomes, model) -> list[dict]:
@@ -162,12 +199,17 @@ def _judge_plan_case(reg, fc, pid, when, as_of, draws, seed, outcomes, model) ->
 
     sc = Scenario(name=f"backtest-{when}", description={}, plans=[pid], as_of=as_of, draws=draws, seed=seed,
                   model=model)
-    res = run_scenario(sc, reg, forecaster=fc)
+    # the trend model alone: the join with the reference class is done leave-one-plan-out
+    # by simulate.calibration (the product's join would have seen this plan's outcomes)
+    res = run_scenario(sc, reg, forecaster=fc, outside=False)
     p = res.probabilities.merge(outcomes, on=["plan", "indicator"], how="inner")
     # a target the data had already decided by the as-of year is not a forecast
     p = p[(p.decided_by.astype(str).str.len() == 0) & p.p_met.notna()]
+    weights = fc.data_weight() if hasattr(fc, "data_weight") else {}
+    jur = reg.plan(pid).jurisdiction
     return [dict(model=model, plan=r.plan, indicator=r.indicator, name_zh=r.name_zh, as_of=as_of, when=when,
-                 p_met=float(r.p_met), met=int(r.met), progress_ratio=r.progress_ratio, basis=r.basis)
+                 p_met=float(r.p_met), met=int(r.met), progress_ratio=r.progress_ratio, basis=r.basis,
+                 weight=weights.get(f"{jur}:{r.series}", np.nan))
             for r in p.itertuples()]
 
 
@@ -257,6 +299,27 @@ def report_markdown(res: BacktestResult, command: str) -> str:
            "(时间过半、任务过半) is P = 1 when the ratio ≥ 1; it needs a reading after the baseline, so it is not "
            f"scored at the start.  Log loss clips probabilities to [{scoring.LOG_LOSS_CLIP}, {1 - scoring.LOG_LOSS_CLIP}].\n\n",
            _md(ps)]
+    if len(res.calibration):
+        from .calibration import paired_scores
+
+        lo = res.lopo
+        misses = lo[lo.met == 0]
+        out += ["\n## Calibration of P(met), leave one plan out\n\n",
+                f"Every past target with a known outcome ({len(lo)} cases from {lo.plan.nunique()} plans, "
+                f"{int(lo.met.sum())} met) is judged by the reference-class model fitted on the other plans only, "
+                "next to the constant base rate of the other plans, the trend model alone and the joined probability "
+                "(the trend model counts only where it had a reading of the place by then), and the naive rules on "
+                "the cases they can judge.  The table above (plan_scores.csv) scores each model on every case it "
+                "judges; below, every model on exactly the cases a rule or the trend model can judge.  Caveats: the "
+                "sample is small and biased toward success (reports rarely state misses); outcomes are not filtered "
+                "by when they became known.\n\n", _md(paired_scores(res.calibration)),
+                "\n![reliability diagram](reliability.png)\n\n",
+                "### The targets that were missed\n\n",
+                _md(misses[["case", "indicator_zh", "kind_group", "p_outside", "p_outside_lo", "p_outside_hi",
+                            "p_base_rate"]], 2),
+                "\n### Every reference case (leave one plan out)\n\n",
+                _md(lo[["case", "plan", "kind_group", "measure", "met", "p_outside", "p_outside_lo", "p_outside_hi",
+                        "p_base_rate"]], 2)]
     if len(res.plan_cases):
         common = res.plan_cases.dropna(subset=["p_met"]).pivot_table(index=["plan", "indicator", "when"], columns="model",
                                                                        values="p_met").dropna()
@@ -289,6 +352,14 @@ def write_backtest(res: BacktestResult, out_root, command: str = "ipsim backtest
         _csv(res.series_scores(), tmp / "series_scores.csv")
         _csv(paired_crps(res.points), tmp / "paired_crps.csv")
         _csv(res.plan_scores(), tmp / "plan_scores.csv")
+        if len(res.calibration):
+            from .calibration import paired_scores, reliability_png, reliability_table
+
+            _csv(res.calibration, tmp / "calibration_cases.csv")
+            _csv(res.lopo, tmp / "reference_lopo.csv")
+            _csv(paired_scores(res.calibration), tmp / "plan_scores_paired.csv")
+            _csv(reliability_table(res.calibration), tmp / "reliability.csv")
+            reliability_png(res.calibration, tmp / "reliability.png")
         _csv(res.refusals, tmp / "refusals.csv")
         _csv(pd.DataFrame(res.fits), tmp / "fits.csv")
         (tmp / "report.md").write_text(report_markdown(res, command), encoding="utf-8")

@@ -227,6 +227,8 @@ def summary_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
     t = pd.DataFrame({L.col("indicator", lang): probs["indicator"], L.col("name", lang): probs[name].str.slice(0, 24),
                       L.col("target", lang): [("—" if pd.isna(t) else f"{c} {t:g}") for c, t in zip(probs.comparator, probs.target)],
                       ("实现概率" if lang == "zh" else "P(met)"): probs.p_met.map(_pct),
+                      ("趋势" if lang == "zh" else "trend"): probs.p_inside.map(_pct),
+                      ("参照组" if lang == "zh" else "ref.class"): probs.p_outside.map(_pct),
                       ("结论" if lang == "zh" else "category"): probs["category_zh" if lang == "zh" else "category_en"],
                       ("可能性" if lang == "zh" else "likelihood"): probs["likelihood_zh" if lang == "zh" else "likelihood_en"],
                       ("依据" if lang == "zh" else "basis"): probs.basis})
@@ -328,6 +330,8 @@ def rank_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
         ("最新值" if zh else "latest"): [("" if pd.isna(v) else f"{v:g} ({int(y)})") for v, y in zip(p.latest, p.latest_year)],
         ("中位预测" if zh else "median"): p["median"].map(lambda v: "" if v != v else f"{v:.4g}"),
         ("实现概率" if zh else "P(met)"): p.p_met.map(_pct),
+        ("趋势模型" if zh else "trend"): p.p_inside.map(_pct),
+        ("参照组" if zh else "ref.class"): p.p_outside.map(_pct),
         ("结论" if zh else "category"): p["category_zh" if zh else "category_en"],
         ("可能性" if zh else "likelihood"): p["likelihood_zh" if zh else "likelihood_en"],
         ("所需增速" if zh else "required growth"): p.required_growth.map(g),
@@ -377,7 +381,7 @@ def backtest_cmd(models, origins, plan_ids, draws, seed, out_root, plan_files, d
     """Rolling-origin back-test of every model and of the evaluators' rules; writes results/backtest-*/."""
     from models import FORECASTERS
 
-    from .backtest import DEFAULT_MODELS, DEFAULT_ORIGINS, run_backtest, summarise_plans, write_backtest
+    from .backtest import DEFAULT_MODELS, DEFAULT_ORIGINS, run_backtest, write_backtest
     from .errors import Problem
     from .errors import did_you_mean as dym
 
@@ -403,9 +407,9 @@ def backtest_cmd(models, origins, plan_ids, draws, seed, out_root, plan_files, d
     ss = res.series_scores()
     if len(ss):
         click.echo(ss[ss.horizon == "all"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    ps = summarise_plans(res.plan_cases)
+    ps = res.plan_scores()
     if len(ps):
-        click.echo(ps[ps.when == "all"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        click.echo(ps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     click.echo(f"wrote {out}/report.md")
 
 

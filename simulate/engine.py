@@ -18,6 +18,9 @@ from .registry import Registry
 from .scenario import Scenario, apply_adjustments, apply_shocks, draw_shocks, what_if_target
 
 QUANTILES = {"q025": 0.025, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q975": 0.975}
+JOIN_DEFAULTS = {"p_inside": np.nan, "p_outside": np.nan, "p_outside_lo": np.nan, "p_outside_hi": np.nan,
+                 "weight_inside": np.nan, "reference_class": "", "reference_n": np.nan, "reference_met": np.nan,
+                 "ambition": np.nan, "reason_zh": ""}
 
 
 @dataclass
@@ -67,7 +70,11 @@ def _observed(reg: Registry, jur: str, code: str, as_of, index: dict | None = No
 
 
 def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed: int | None = None,
-                 plan_ids=None, forecaster=None, progress=None) -> RunResult:
+                 plan_ids=None, forecaster=None, progress=None, outside: bool = True) -> RunResult:
+    """Judge every target of the scenario's plans.
+
+    ``outside=True`` (the product) joins the trend model with the reference class of
+    past plans (:mod:`simulate.join`); ``False`` gives the trend model alone."""
     draws = int(draws or sc.draws)
     seed = int(sc.seed if seed is None else seed)
     plans = [reg.plan(p) for p in (plan_ids or sc.plan_ids(reg))]
@@ -76,8 +83,12 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
         say("fitting / loading the model …")
         forecaster, panel = fit_model(reg, sc.as_of, sc.model)
     panel = forecaster.panel
-    first = min([p.baseline_year for p in plans] + [i.window[0] - 1 for p in plans for i in p.indicators if i.window])
-    last = max(i.target_year for p in plans for i in p.indicators)
+    # The year grid spans every plan in the registry, not only the selected ones, and
+    # every random stream is keyed by its series or target: a target's P does not
+    # depend on which other plans share the run.
+    grid = list(reg.plans.values()) or plans
+    first = min([p.baseline_year for p in grid] + [i.window[0] - 1 for p in grid for i in p.indicators if i.window])
+    last = max(i.target_year for p in grid for i in p.indicators)
     years = np.arange(first, last + 1)
     need = []
     for p in plans:
@@ -94,7 +105,8 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
     obs_index = observed_index(reg)
     for p in plans:
         for ind in p.indicators:
-            row, x, m, h = _judge_indicator(sc, reg, panel, paths, years, p, ind, hits, rng, obs_index)
+            rng_i = np.random.default_rng([seed, 7, stable_seed(f"{p.id}/{ind.id}")])
+            row, x, m, h = _judge_indicator(sc, reg, panel, paths, years, p, ind, hits, rng_i, obs_index)
             rows.append(row)
             if m is not None:
                 metrics[(p.id, ind.id)] = m
@@ -108,12 +120,22 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
                         frows.append(dict(plan=p.id, indicator=ind.id, scenario=sc.name, year=int(y),
                                           mean=float(col.mean()), median=float(np.median(col)),
                                           **{k: float(np.quantile(col, q)) for k, q in QUANTILES.items()}))
+    if outside:
+        say("joining with the reference class of past plans …")
+        from .join import join_views
+
+        join_views(rows, met_draws, metrics, plans, reg, sc, forecaster, draws, seed)
+    for r in rows:
+        for col, default in JOIN_DEFAULTS.items():
+            r.setdefault(col, default)
+    _mc_errors(rows, forecaster, draws)
     probs = pd.DataFrame(rows)
     diag = diagnostics_of(forecaster)
     # mark every indicator whose series did not converge (R-hat > 1.01 or ESS < 400)
     bad = set(diag.get("series_not_converged", []))
     keys_of = [f"{r['plan_jur']}:{r['series']}" for r in rows]
-    probs["converged"] = [(k not in bad) and diag.get("divergences", 0) == 0 if r["p_met"] == r["p_met"] else None
+    probs["converged"] = [(k not in bad) and diag.get("divergences", 0) == 0
+                          if r["p_met"] == r["p_met"] and r["basis"] != "reference-class" else None
                           for k, r in zip(keys_of, rows)]
     probs = probs.drop(columns=["plan_jur"])
     fc = pd.DataFrame(frows, columns=["plan", "indicator", "scenario", "year", "mean", "median", *QUANTILES])
@@ -142,6 +164,21 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_ind
                 "reason": "target unreadable or not numeric (see note)"}, None, None, None
     by = ind.baseline_year or plan.baseline_year
     additions = [a for a in adjs if a.kind == "additions"]
+    total = _window_total(reg, plan.jurisdiction, ind, sc.as_of)
+    if key not in paths.series.values and total is not None:
+        # the plan's window was reported as one total: decided by data, whatever the model
+        m = np.full(len(paths.draw), total)
+        return (_finish_row(base, m, target, ind, None, None, "data", 0, "reported total", "data", observed),
+                None, m, judge.met(m, target, ind.comparator))
+    needed = ({ind.target_year} if ind.measure == "level" else
+              set(range(ind.window[0], ind.window[1] + 1)) if ind.measure == "cumulative" else
+              {ind.window[1], by} if ind.measure == "increment" else {-1})
+    if key not in paths.series.values and needed <= set(observed):
+        # the published figures decide the target, whatever the model could forecast
+        m = judge.metric(ind.measure, np.zeros((len(paths.draw), len(years))), years, target_year=ind.target_year,
+                         window=ind.window, baseline_year=by, observed=observed)
+        return (_finish_row(base, m, target, ind, None, None, "data", len(observed), "published figures", "data",
+                            observed), None, m, judge.met(m, target, ind.comparator))
     if key not in paths.series.values:
         if additions and ind.measure == "increment":
             x = None
@@ -182,16 +219,47 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_ind
     obs_use = {y: v for y, v in observed.items() if y <= start}
     m = judge.metric(ind.measure, x, years, target_year=ind.target_year, window=ind.window, baseline_year=by,
                      observed=obs_use if ind.measure in ("cumulative", "increment", "level") else None, other=other)
-    total = _window_total(reg, plan.jurisdiction, ind, sc.as_of)
     if total is not None:  # the plan's window was reported as one total: decided by data
         m = np.full(x.shape[0], total)
-    needed = ({ind.target_year} if ind.measure == "level" else
-              set(range(ind.window[0], ind.window[1] + 1)) if ind.measure == "cumulative" else
-              {ind.window[1], by} if ind.measure == "increment" else {-1})
     decided = "data" if needed <= set(obs_use) or total is not None else ""
     row = _finish_row(base, m, target, ind, x, years, str(paths.basis.sel(series=key).item()), info.n_years,
                       str(paths.model.sel(series=key).item()), decided, obs_use, s=s, by=by)
     return row, x, m, judge.met(m, target, ind.comparator)
+
+
+def stable_seed(text: str) -> int:
+    """A seed from a name, the same in every Python process (``hash`` is salted)."""
+    import hashlib
+
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+OUTSIDE_EFFECTIVE_DRAWS = 2000   # posterior draws of the reference-class model (a small model that mixes well)
+
+
+def _mc_errors(rows, forecaster, draws):
+    """Monte Carlo standard error from the effective sample size: the paths reuse a
+    limited number of autocorrelated posterior draws, so n = min(paths, ESS) — the
+    series' bulk ESS of its growth mean for the trend model."""
+    ess = {}
+    if hasattr(forecaster, "series_diagnostics"):
+        try:
+            ess = forecaster.series_diagnostics().ess_bulk.to_dict()
+        except Exception:  # noqa: BLE001 — diagnostics missing: fall back to the number of paths
+            ess = {}
+    for r in rows:
+        p = r.get("p_met")
+        if p is None or p != p:
+            r["mc_ess"] = np.nan
+            continue
+        if r.get("decided_by") == "data":
+            n = float(draws)
+        elif r.get("basis") == "reference-class":
+            n = min(float(draws), OUTSIDE_EFFECTIVE_DRAWS)
+        else:
+            n = min(float(draws), float(ess.get(f"{r['plan_jur']}:{r['series']}", draws)))
+        r["mc_ess"] = n
+        r["mc_se"] = float(np.sqrt(max(p * (1 - p), 0.0) / max(n, 1.0)))
 
 
 def _window_total(reg, jur, ind, as_of):
@@ -246,11 +314,9 @@ def _finish_row(base, m, target, ind, x, years, basis, n_obs, model, decided, ob
     latest = observed[latest_year] if observed else None
     already = bool(s is not None and s.monotone and ind.measure == "level" and latest is not None
                    and judge.met(np.array([latest]), target, ind.comparator)[0])
-    if decided == "data":
-        already = already or (p == 1.0)
-    if already:
-        decided = decided or "already reached (running total)"
-    cz, ce = judge.category(p, already)
+    if already and decided != "data":
+        decided = "already reached (running total)"
+    cz, ce = judge.category(p, already, finished=decided == "data")
     lz, le = judge.likelihood_words(p)
     post_growth = None
     if x is not None and latest is not None and ind.measure == "level" and ind.target_year > latest_year:

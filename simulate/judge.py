@@ -19,6 +19,9 @@ OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.les
 CATEGORY_CUTS = [(0.9, "快于预期", "ahead of schedule"), (0.5, "基本符合预期", "on track"),
                  (-1.0, "滞后", "lagging")]
 REACHED = ("提前实现", "already reached")
+# a target whose year (or whole window) the published data cover: the plan is over for it
+ACHIEVED = ("已实现", "achieved")
+MISSED = ("未实现", "missed")
 NOT_EVALUABLE = ("无法评估", "not evaluable")
 
 # IPCC AR5/AR6 calibrated likelihood language (Mastrandrea et al. 2010), zh as in the IPCC Chinese reports.
@@ -57,9 +60,13 @@ def met(values: np.ndarray, target: float, comparator: str = ">=") -> np.ndarray
     return OPS[comparator](values, target)
 
 
-def probability(hits: np.ndarray) -> tuple[float, float]:
-    """P(met) and its Monte Carlo standard error √(p(1−p)/n)."""
-    n = hits.size
+def probability(hits: np.ndarray, n_eff: float | None = None) -> tuple[float, float]:
+    """P(met) and its Monte Carlo standard error √(p(1−p)/n_eff).
+
+    The paths come from a limited number of posterior draws that are themselves
+    autocorrelated, so the error is that of ``n_eff`` independent draws — the
+    posterior's effective sample size when it is smaller than the number of paths."""
+    n = hits.size if n_eff is None else max(1.0, min(float(n_eff), hits.size))
     p = float(hits.mean())
     return p, float(np.sqrt(max(p * (1 - p), 0.0) / n))
 
@@ -71,7 +78,11 @@ def likelihood_words(p: float) -> tuple[str, str]:
     return LIKELIHOOD[-1][1:]
 
 
-def category(p: float | None, already: bool) -> tuple[str, str]:
+def category(p: float | None, already: bool, finished: bool = False) -> tuple[str, str]:
+    """提前实现 for a target already reached before its year; 已实现 / 未实现 once the data
+    cover the target year (``finished``); otherwise by probability."""
+    if finished and p is not None and p == p:
+        return ACHIEVED if p >= 0.5 else MISSED
     if already:
         return REACHED
     if p is None or p != p:

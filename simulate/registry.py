@@ -395,7 +395,28 @@ def load_observations(paths, series: dict[str, Series], jurisdictions: dict[str,
     df = pd.DataFrame(recs, columns=["jurisdiction", "series", "year", "value", "period", "reliability", "source",
                                      "note", "lower_bound", "file", "line"])
     _check_duplicates(df, problems)
+    _check_window_totals(df, problems)
     return df
+
+
+def _check_window_totals(df: pd.DataFrame, problems: Problems) -> None:
+    """A total over several years (sum-Y0-Y1) cannot be smaller than the full-year
+    reading of one of its own years: one of the two is mis-read (an annual figure
+    that is really a multi-year total, or the other way round)."""
+    if df.empty:
+        return
+    sums = df[df.period.str.startswith("sum-") & ~df.lower_bound.astype(bool) & (df.reliability != "estimate")]
+    years = df[(df.period == "full") & ~df.lower_bound.astype(bool) & (df.reliability != "estimate")]
+    for r in sums.itertuples():
+        y0, y1 = (int(v) for v in r.period[4:].split("-"))
+        inside = years[(years.jurisdiction == r.jurisdiction) & (years.series == r.series) & years.year.between(y0, y1)]
+        big = inside[inside.value > r.value * 1.01]
+        if len(big):
+            b = big.iloc[0]
+            problems.add(r.file, f"line {r.line}", f"the {y0}–{y1} total {r.value:g} of {r.jurisdiction}/{r.series} is "
+                         f"smaller than its own year {int(b.year)} ({b.value:g}, {Path(b.file).name} line {b.line})",
+                         "one of them is mis-read: is the annual figure really a multi-year total? fix the period, "
+                         "or mark the less credible row reliability: estimate")
 
 
 def _check_obs_row(path, line, r, series, jurisdictions, problems):
@@ -466,6 +487,15 @@ def _check_duplicates(df: pd.DataFrame, problems: Problems) -> None:
     for key, g in df.groupby(["jurisdiction", "series", "year", "period"]):
         if len(g) < 2:
             continue
+        # a lower bound (超过 b) and a reading ≥ b say the same thing; a reading below the
+        # bound contradicts it
+        bounds, g = g[g.lower_bound.astype(bool)], g[~g.lower_bound.astype(bool)]
+        for b in bounds.itertuples():
+            low = g[(g.reliability != "estimate") & (g.value < b.value * 0.99)]
+            if b.reliability != "estimate" and len(low):
+                problems.add(b.file, f"line {b.line}", f"lower bound {b.value:g} for {'/'.join(map(str, key))} is above "
+                             f"the reading {low.value.iloc[0]:g} ({Path(low.file.iloc[0]).name} line {low.line.iloc[0]})",
+                             "mark the less credible row reliability: estimate, or remove it")
         firm = g[g.reliability != "estimate"]
         if len(firm) < 2:
             continue
@@ -517,8 +547,10 @@ class Registry:
         obs_paths = (sorted((data / "observations").glob("*.csv")) if shipped else []) + [Path(p) for p in data_files]
         obs = load_observations(obs_paths, series, jurs, problems)
         problems.raise_if_any()
-        return cls(home, series, jurs, plans, obs, [data / "series.yaml", data / "jurisdictions.yaml", *plan_paths, *obs_paths],
-                   problems.warnings)
+        # the reference class of past plans (simulate.reference) is an input of every run
+        ref = [data / "reference" / "past_outcomes.csv"] if (data / "reference" / "past_outcomes.csv").exists() else []
+        return cls(home, series, jurs, plans, obs,
+                   [data / "series.yaml", data / "jurisdictions.yaml", *plan_paths, *obs_paths, *ref], problems.warnings)
 
     def plan(self, plan_id: str) -> Plan:
         if plan_id not in self.plans:

@@ -15,10 +15,10 @@ import io
 import re
 from pathlib import Path
 
-from .judge import CATEGORY_CUTS, REACHED
+from .judge import ACHIEVED, CATEGORY_CUTS, MISSED, REACHED
 from .results import read_run, scenarios_side_by_side
 
-COLOURS = {"提前实现": "#1a9850", "快于预期": "#91cf60", "基本符合预期": "#fee08b", "滞后": "#fc8d59",
+COLOURS = {"已实现": "#1a9850", "未实现": "#d73027", "提前实现": "#1a9850", "快于预期": "#91cf60", "基本符合预期": "#fee08b", "滞后": "#fc8d59",
            "无法评估": "#d9d9d9"}
 URL = re.compile(r"https?://[^\s,;，；）)\"'<>]+")
 
@@ -29,10 +29,11 @@ T = {
                p80="实现80%以上概率", risk="风险排序（按实现概率从低到高；点击表头可排序）", rank="序号",
                indicator="指标", target="目标", latest="最新值", p="实现概率", category="评估结论",
                likelihood="可能性", basis="依据", progress="进度比", attribute="属性", charts="各指标预测扇形图",
+               p_in="趋势模型", p_out="参照组（80%区间）", why="依据说明",
                compare="情景比较（实现概率）", methods="方法与假设（写给非统计专业读者）", readings="对规划表述的解读",
                sources="数据来源", diag="模型诊断", not_eval="无法评估的目标", reason="原因",
                basis_words={"data": "本地数据", "pooled": "数据少，借助上级/同类", "prior-only": "仅基期值，依靠上级趋势",
-                            "scenario-only": "仅情景假设", "": ""},
+                            "scenario-only": "仅情景假设", "reference-class": "无本地数据，仅参照以往规划", "": ""},
                lang_note=""),
     "en": dict(title="IP plan targets: likelihood report", run="Run", scenario="Scenario", created="Created",
                seed="Seed", draws="Draws", headline="Headline", all="All targets", expected="Expected (预期性)",
@@ -40,13 +41,13 @@ T = {
                p_all="P(all met)", p80="P(≥ 80 % met)", risk="Risk ranking (lowest probability first; click a header to sort)",
                rank="#", indicator="Indicator", target="Target", latest="Latest", p="P(met)", category="Assessment",
                likelihood="Likelihood", basis="Basis", progress="Progress ratio", attribute="Attribute",
-               charts="Fan chart per indicator", compare="Scenario comparison (P(met))",
+               charts="Fan chart per indicator", p_in="Trend model", p_out="Reference class (80 %)", why="Why", compare="Scenario comparison (P(met))",
                methods="Methods and assumptions (for non-statisticians)", readings="How ambiguous targets were read",
                sources="Data sources", diag="Model diagnostics", not_eval="Targets that could not be evaluated",
                reason="Reason",
                basis_words={"data": "own data", "pooled": "few points, borrows from parent/peers",
                             "prior-only": "baseline only, parent's trend", "scenario-only": "scenario assumption only",
-                            "": ""},
+                            "reference-class": "no local reading: past plans only", "": ""},
                lang_note=""),
 }
 
@@ -61,6 +62,10 @@ METHODS = {
         "结论分档：已达到目标为“提前实现”；概率≥90%为“快于预期”；50%–90%为“基本符合预期”；低于50%为“滞后”。"
         "可能性用语采用IPCC的校准表述（如“很可能”≥90%）。",
         "与“时间过半、任务过半”的进度比不同，本报告的概率考虑了增速的不确定性和剩余时间；进度比仅作参考列出。",
+        "两种视角合成一个概率：“趋势模型”看本地历史数据；“参照组”看以往规划中同类目标（按指标类型、口径、属性、"
+        "行政层级、期限和目标难度）实际达成的比例——规划目标本身也是信息，制定者了解自己的工作安排。"
+        "本地历史越长，趋势模型权重越大；只有基期值或没有本地数据时，以参照组为准。参照组样本小且偏向成功案例"
+        "（未完成的目标很少被公开报告），其区间说明了这一不确定性。",
     ],
     "en": [
         "Each indicator's history feeds a growth model that simulates thousands of possible futures; P(met) is the "
@@ -76,6 +81,11 @@ METHODS = {
         "track; below 50 % → lagging. Likelihood words follow the IPCC calibrated language.",
         "Unlike the progress ratio ('half the time, half the task'), the probability accounts for uncertain growth "
         "and the time left; the ratio is listed for reference only.",
+        "Two views make one probability: the trend model reads the local history; the reference class asks how "
+        "often targets like this one (by kind, measure, attribute, level, horizon and ambition) were met in past "
+        "plans — a target is evidence too, since planners know their programme. The longer the local history, the "
+        "more the trend model counts; with only a baseline or no local reading the reference class decides. The "
+        "reference class is small and biased toward success (misses are rarely published); its interval shows it.",
     ],
 }
 
@@ -160,6 +170,27 @@ def _reason(text, lang: str) -> str:
     return text
 
 
+def _get(r, name):
+    v = getattr(r, name, None)
+    return None if v is None or (isinstance(v, float) and v != v) else v
+
+
+def _views(r) -> str:
+    """The outside view's P with its 80 % interval, e.g. 85% (60–99)."""
+    p, lo, hi = _get(r, "p_outside"), _get(r, "p_outside_lo"), _get(r, "p_outside_hi")
+    if p is None:
+        return "—"
+    return f"{_pct(p)} ({100 * lo:.0f}–{100 * hi:.0f})" if lo is not None and hi is not None else _pct(p)
+
+
+def _why(r, lang: str) -> str:
+    """One line: how the probability was reached (reference class n, both views)."""
+    text = _get(r, "reason_zh" if lang == "zh" else "reason") or ""
+    if not text and _get(r, "decided_by"):
+        text = "已由公布数据确定" if lang == "zh" else "decided by published data"
+    return str(text)
+
+
 def _links(text: str) -> str:
     out, last = [], 0
     for m in URL.finditer(text):
@@ -194,7 +225,8 @@ def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> st
     if diag.get("converged") is False:
         parts.append(f"<p class=\"warn\">{'⚠ 模型未完全收敛，相关概率需谨慎解读（见“模型诊断”）。' if lang == 'zh' else '⚠ The model did not fully converge; read the marked probabilities with care (see diagnostics).'}</p>")
     legend = "".join(f'<span style="background:{COLOURS[z]}">{_e(z if lang == "zh" else en)}</span>'
-                     for z, en in [REACHED] + [(zh, en) for _, zh, en in CATEGORY_CUTS] + [("无法评估", "not evaluable")])
+                     for z, en in [ACHIEVED, MISSED, REACHED] + [(zh, en) for _, zh, en in CATEGORY_CUTS]
+                     + [("无法评估", "not evaluable")])
     toc = []
     for pid in plans:
         s = summ[(summ.plan == pid) & (summ.attribute == "all") & (summ.scenario == main_sc)]
@@ -225,8 +257,8 @@ def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> st
         ne = pp[pp.p_met.isna()]
         parts.append(f"<h3>{t['risk']}</h3><p class=\"legend\">{legend}</p>")
         parts.append("<table class=\"sortable risk\"><thead><tr>" + "".join(
-            f"<th>{t[k]}</th>" for k in ("rank", "indicator", "attribute", "target", "latest", "p", "category",
-                                          "likelihood", "basis", "progress")) + "</tr></thead><tbody>")
+            f"<th>{t[k]}</th>" for k in ("rank", "indicator", "attribute", "target", "latest", "p", "p_in", "p_out",
+                                          "category", "likelihood", "basis", "progress", "why")) + "</tr></thead><tbody>")
         for k, r in enumerate(list(ev.itertuples()) + list(ne.itertuples()), start=1):
             colour = COLOURS.get(r.category_zh, "#fff")
             warn = " ⚠" if r.converged is False or str(r.converged) == "False" else ""
@@ -237,9 +269,11 @@ def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> st
                 f"<td>{t['expected'] if r.attribute == 'expected' else t['binding']}</td><td>{target}</td>"
                 f"<td class=\"num\">{latest}</td>"
                 f"<td class=\"num\" data-sort=\"{'' if r.p_met != r.p_met else r.p_met}\">{_pct(r.p_met)}{warn}</td>"
+                f"<td class=\"num\">{_pct(_get(r, 'p_inside'))}</td><td class=\"num\">{_views(r)}</td>"
                 f"<td style=\"background:{colour}\">{_e(getattr(r, catc))}</td><td>{_e(getattr(r, likc))}</td>"
                 f"<td>{_e(t['basis_words'].get(r.basis if isinstance(r.basis, str) else '', r.basis))}</td>"
-                f"<td class=\"num\">{'—' if r.progress_ratio != r.progress_ratio else f'{r.progress_ratio:.2f}'}</td></tr>")
+                f"<td class=\"num\">{'—' if r.progress_ratio != r.progress_ratio else f'{r.progress_ratio:.2f}'}</td>"
+                f"<td class=\"why\">{_e(_why(r, lang))}</td></tr>")
         parts.append("</tbody></table>")
         if len(ne):
             parts.append(f"<h4>{t['not_eval']}</h4><ul>" + "".join(

@@ -21,15 +21,20 @@ import pandas as pd
 from .errors import InputError, Problem
 
 PROB_COLUMNS = ["plan", "indicator", "name_zh", "name_en", "scenario", "series", "category", "attribute", "measure",
-                "comparator", "target", "target_year", "baseline", "unit", "p_met", "mc_se", "mean", "median", "q025",
-                "q10", "q90", "q975", "latest", "latest_year", "required_growth", "recent_growth", "posterior_growth",
+                "comparator", "target", "target_year", "baseline", "unit", "p_met", "mc_se", "mc_ess", "mean", "median", "q025",
+                "q10", "q90", "q975", "p_inside", "p_outside", "p_outside_lo", "p_outside_hi", "weight_inside",
+                "reference_class", "reference_n", "reference_met", "ambition", "latest", "latest_year", "required_growth", "recent_growth", "posterior_growth",
                 "progress_ratio", "category_zh", "category_en", "likelihood_zh", "likelihood_en", "basis", "n_obs",
-                "model", "converged", "decided_by", "reason", "interpretation", "note"]
+                "model", "converged", "decided_by", "reason", "reason_zh", "interpretation", "note"]
 
 ZH_HEADERS = {"plan": "规划", "indicator": "指标代码", "name_zh": "指标", "name_en": "指标(英文)", "scenario": "情景",
               "series": "序列", "category": "类别", "attribute": "属性", "measure": "口径", "comparator": "比较",
               "target": "目标值", "target_year": "目标年", "baseline": "基期值", "unit": "单位", "p_met": "实现概率",
-              "mc_se": "蒙特卡洛标准误", "mean": "均值", "median": "中位数", "q025": "2.5%分位", "q10": "10%分位",
+              "mc_se": "蒙特卡洛标准误", "mc_ess": "有效样本量",
+              "p_inside": "趋势模型概率", "p_outside": "参照组概率", "p_outside_lo": "参照组概率10%分位",
+              "p_outside_hi": "参照组概率90%分位", "weight_inside": "趋势模型权重", "reference_class": "参照组",
+              "reference_n": "参照组案例数", "reference_met": "参照组达成数", "ambition": "目标难度(年均所需变化)",
+              "reason_zh": "说明(中文)", "mean": "均值", "median": "中位数", "q025": "2.5%分位", "q10": "10%分位",
               "q50": "50%分位", "q90": "90%分位", "q975": "97.5%分位", "latest": "最新值", "latest_year": "最新年份",
               "required_growth": "所需年均增速", "recent_growth": "近期年均增速", "posterior_growth": "模型预测年均增速",
               "progress_ratio": "进度比(时间过半任务过半)", "category_zh": "评估结论", "category_en": "评估结论(英文)",

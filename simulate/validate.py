@@ -35,6 +35,11 @@ def validate_files(files, home=None) -> tuple[list[tuple[str, str]], list[Proble
     checked = [(str(p), "registry") for p in reg.input_files]
     problems = Problems()
     problems.items.extend(reg.warnings)
+    from .reference import REFERENCE_FILE, load_reference_file
+
+    if (reg.home / REFERENCE_FILE).exists():
+        load_reference_file(reg.home / REFERENCE_FILE, problems)
+        checked.append((str(reg.home / REFERENCE_FILE), "reference class"))
     for f in files:
         path = Path(f)
         if not path.exists():
@@ -49,7 +54,9 @@ def validate_files(files, home=None) -> tuple[list[tuple[str, str]], list[Proble
                         and Path(reg.plans[plan.id].file).resolve() != path.resolve():
                     problems.add(path, "key id", f"plan id '{plan.id}' is already used by a shipped plan", "choose another id", level="warning")
             elif kind == "observations":
-                load_observations([path], reg.series, reg.jurisdictions, problems)
+                # checked together with the shipped observations: a user's figure may contradict one of them
+                shipped = [f for f in reg.input_files if Path(f).parent.name == "observations"]
+                load_observations([*shipped, path], reg.series, reg.jurisdictions, problems)
             elif kind == "scenario":
                 from .scenario import load_scenario
 

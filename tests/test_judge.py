@@ -70,6 +70,9 @@ def test_likelihood_words_and_categories():
     assert judge.category(0.6, False)[0] == "基本符合预期"
     assert judge.category(0.2, False)[0] == "滞后"
     assert judge.category(0.2, True)[0] == "提前实现"
+    # once the data cover the target year, the plan is over for that target
+    assert judge.category(1.0, True, finished=True)[0] == "已实现"
+    assert judge.category(0.0, False, finished=True)[0] == "未实现"
 
 
 paths = arrays(np.float64, (50, 4), elements=st.floats(0, 1000, allow_nan=False))
