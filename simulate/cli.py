@@ -143,6 +143,12 @@ def data_template(plan_id, fmt, out, plan_files, data_files):
 
 
 # ----------------------------------------------------------------- modelling
+def results_root() -> Path:
+    """Where runs are written without --out: results/ under the current directory
+    (never inside an installed package)."""
+    return Path.cwd() / "results"
+
+
 def _say(msg):
     if sys.stderr.isatty():
         click.echo(f"… {msg}", err=True)
@@ -152,13 +158,18 @@ def _scenario_path(name_or_path, reg) -> Path:
     p = Path(name_or_path)
     if p.exists():
         return p
-    cand = reg.home / "scenarios" / (name_or_path if name_or_path.endswith(".yaml") else name_or_path + ".yaml")
-    if cand.exists():
-        return cand
+    from .registry import shipped_home
+
+    file = name_or_path if name_or_path.endswith(".yaml") else name_or_path + ".yaml"
+    # the registry's own scenarios first (a clone or $IPSIM_HOME), then the shipped ones
+    dirs = [reg.home / "scenarios", shipped_home() / "scenarios"]
+    for d in dirs:
+        if (d / file).exists():
+            return d / file
     from .errors import Problem
     from .errors import did_you_mean as dym
 
-    names = [f.stem for f in (reg.home / "scenarios").glob("*.yaml")]
+    names = sorted({f.stem for d in dirs if d.is_dir() for f in d.glob("*.yaml")})
     raise InputError(Problem(str(name_or_path), "", "scenario file not found",
                              dym(p.stem, names) or f"shipped scenarios: {', '.join(sorted(names))}"))
 
@@ -254,7 +265,7 @@ def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data
 
     reg, loaded, results = _run(scenarios, plan_ids, draws, seed, plan_files, data_files)
     label = "+".join(sc.name for sc in loaded)
-    run_dir = write_run(results, reg, Path(out_root) if out_root else reg.home / "results", label,
+    run_dir = write_run(results, reg, Path(out_root) if out_root else results_root(), label,
                         seed if seed is not None else loaded[0].seed, draws or loaded[0].draws,
                         [sc.file for sc in loaded], command=command_line())
     probs = pd.concat([r.probabilities for r in results])
@@ -403,7 +414,7 @@ def backtest_cmd(models, origins, plan_ids, draws, seed, out_root, plan_files, d
     for pid in plan_ids:
         reg.plan(pid)
     res = run_backtest(reg, models, origins, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say)
-    out = write_backtest(res, Path(out_root) if out_root else reg.home / "results", command_line())
+    out = write_backtest(res, Path(out_root) if out_root else results_root(), command_line())
     ss = res.series_scores()
     if len(ss):
         click.echo(ss[ss.horizon == "all"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -119,7 +119,9 @@ class Plan:
 
 def find_home() -> Path:
     """The directory holding data/ and scenarios/: $IPSIM_HOME, else the nearest
-    parent of the working directory with data/series.yaml, else the source tree."""
+    parent of the working directory with data/series.yaml (a clone, or a user's own
+    registry), else the source tree of an editable install, else the registry shipped
+    inside the installed package (``simulate/_home``, read with importlib.resources)."""
     env = os.environ.get("IPSIM_HOME")
     if env:
         return Path(env)
@@ -127,7 +129,18 @@ def find_home() -> Path:
     for p in (here, *here.parents):
         if (p / "data" / "series.yaml").exists():
             return p
-    return Path(__file__).resolve().parents[1]
+    source = Path(__file__).resolve().parents[1]
+    if (source / "data" / "series.yaml").exists():
+        return source
+    return shipped_home()
+
+
+def shipped_home() -> Path:
+    """The registry inside the installed package (a wheel maps the repository's
+    top-level data/ and scenarios/ there)."""
+    from importlib.resources import files
+
+    return Path(str(files("simulate._home")))
 
 
 # --------------------------------------------------------------------------- loaders
