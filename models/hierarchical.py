@@ -72,12 +72,13 @@ def _stable(text: str) -> int:
 
 
 def default_cache_dir() -> Path:
+    """Posteriors and compiled models: $IPSIM_CACHE, else the user's cache directory
+    ($XDG_CACHE_HOME/ipsim, by default ~/.cache/ipsim) — never inside the package."""
     env = os.environ.get("IPSIM_CACHE")
     if env:
         return Path(env)
-    from simulate.registry import find_home
-
-    return find_home() / ".ipsim-cache"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ipsim"
 
 
 class HierarchicalGrowth(Forecaster):
@@ -254,10 +255,32 @@ class HierarchicalGrowth(Forecaster):
 
     # ------------------------------------------------------------------ fitting
     def cache_key(self, panel: Panel) -> str:
+        """The posterior's identity: the data (panel fingerprint), what defines the model
+        (the source of the code that builds it, its constants, the family map and
+        pooling structure it derives from the panel), the sampler settings and the
+        PyMC / PyTensor versions — so a changed prior or family map can never be served
+        a stale posterior, even if nobody bumps ``MODEL_VERSION``."""
+        import inspect
+        from importlib import metadata
+
+        from . import transforms
+
         h = hashlib.sha256()
         h.update(panel.fingerprint().encode())
         h.update(MODEL_VERSION.encode())
         h.update(json.dumps(self.settings, sort_keys=True).encode())
+        for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model):
+            h.update(inspect.getsource(fn).encode())
+        h.update(inspect.getsource(transforms).encode())
+        h.update(repr((BREAK_YEAR, MAX_POINTS, A_SD)).encode())
+        A = self._arrays(panel)
+        h.update(repr((A["fams"], A["fam_of_code"].tolist(), A["fam_mean"].tolist(), A["parent"].tolist(),
+                       A["group"].tolist())).encode())
+        for pkg in ("pymc", "pytensor"):
+            try:
+                h.update(f"{pkg}={metadata.version(pkg)}".encode())
+            except metadata.PackageNotFoundError:
+                pass
         return h.hexdigest()[:20]
 
     # The InferenceData is loaded on first use.  A warm scenario re-run needs only the

@@ -138,3 +138,31 @@ def test_mc_error_of_a_run_is_at_least_the_naive_one(baseline_result):
     naive = np.sqrt(j.p_met * (1 - j.p_met) / 4000)
     assert (j.mc_se >= naive - 1e-12).all()
     assert (j.mc_ess <= 4000).all() and (j.mc_ess < 4000).any()
+
+
+def test_posterior_cache_key_follows_what_defines_the_model(registry, monkeypatch):
+    # the key moves with the family map, with the PyMC / PyTensor versions and with the
+    # code that builds the model — not only with the hand-kept MODEL_VERSION
+    import copy
+    from importlib import metadata
+
+    from models import HierarchicalGrowth
+
+    panel = Panel.from_registry(registry, as_of=2017)
+    m = HierarchicalGrowth(use_cache=False)
+    key = m.cache_key(panel)
+    assert m.cache_key(panel) == key                        # stable
+    other = copy.deepcopy(panel)
+    i = next(k for k, s in enumerate(other.series) if s.family != "finance")
+    other.series[i].family = "finance"
+    assert m.cache_key(other) != key
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "99.0" if name == "pymc" else real(name))
+    assert m.cache_key(panel) != key
+    monkeypatch.setattr(metadata, "version", real)
+
+    def build_model(self, panel):   # a changed prior is a changed source
+        return None
+
+    monkeypatch.setattr(HierarchicalGrowth, "build_model", build_model)
+    assert m.cache_key(panel) != key
