@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from .panel import Panel
-from .transforms import finish_paths, inverse
+from .transforms import apply_floors, finish_paths, inverse
 
 
 class ModelRefusal(Exception):
@@ -42,7 +42,8 @@ class Forecaster:
             x = inverse(z[:, j, :], info.kind, info.bounds)
             start = int(np.searchsorted(years, np.floor(info.last_year))) if info.last_year == info.last_year else 0
             floor = info.last_value if info.last_value == info.last_value else None
-            out[:, j, :] = finish_paths(x, info.kind, info.monotone, floor, start)
+            out[:, j, :] = apply_floors(finish_paths(x, info.kind, info.monotone, floor, start), years,
+                                        info.floors, info.monotone)
         infos = [self.panel.info(k) for k in keys]
         return xr.DataArray(
             out, dims=("draw", "series", "year"),

@@ -206,7 +206,9 @@ class OutsideView:
         return self
 
     def diagnostics(self) -> dict:
-        import arviz as az
+        from .quiet import import_quietly
+
+        az = import_quietly("arviz")
 
         if self.idata is None:
             return {}

@@ -45,6 +45,10 @@ class SeriesInfo:
     n_years: int = 0            # distinct years with a level reading of its own
     last_year: float = np.nan
     last_value: float = np.nan
+    # floors from part-year readings: (year, value, holds for later years too).  A flow's
+    # year-to-date amount (m1-m9) is a floor for that year's total; a running total read
+    # before the year end (end-m9) is a floor for that year end and every later one.
+    floors: list = field(default_factory=list)
 
     @property
     def basis(self) -> str:
@@ -136,6 +140,10 @@ class Panel:
                 (cens if r.lower_bound else sums).append(dict(s=idx[key], y0=y0, y1=y1, z=z, sd=sd))
                 continue
             t, value = float(r.year), float(r.value)
+            if m.group(2):
+                info.floors.append((int(r.year), value, False))
+            elif m.group(4) and info.monotone:
+                info.floors.append((int(r.year), value, True))
             if m.group(2):  # partial-year flow, annualised
                 months = int(m.group(3)) - int(m.group(2)) + 1
                 value *= 12.0 / months

@@ -49,8 +49,7 @@ def finish_paths(x: np.ndarray, kind: str, monotone: bool, floor_value: float | 
 
     From year index ``start`` (the last observed year) on, a running total may not
     fall below ``floor_value`` (what has already been counted) nor below any earlier
-    year of the same path.  Years before ``start`` are left alone: a back-cast is not
-    a running total the data has seen.
+    year of the same path; before ``start`` (a back-cast), no year may exceed a later one.
     """
     x = np.array(x, dtype=float)
     if kind == "count":
@@ -60,4 +59,28 @@ def finish_paths(x: np.ndarray, kind: str, monotone: bool, floor_value: float | 
         if floor_value is not None:
             tail = np.maximum(tail, floor_value)
         x[..., start:] = np.maximum.accumulate(tail, axis=-1)
+        # a back-cast before the last reading obeys the running-total rule too: a year
+        # cannot hold more than any later year (else "新增" from an unobserved baseline
+        # year could come out negative: [160, 150 (read), 152, 155] → increment −5)
+        head = x[..., : start + 1]
+        x[..., : start + 1] = np.minimum.accumulate(head[..., ::-1], axis=-1)[..., ::-1]
+    return x
+
+
+def apply_floors(x: np.ndarray, years, floors, monotone: bool) -> np.ndarray:
+    """Part-year readings as floors (see :class:`models.panel.SeriesInfo`): a year's
+    total is at least its year-to-date amount; a running total is at least what it
+    read before the year end, that year and after."""
+    if not floors:
+        return x
+    x = np.array(x, dtype=float)
+    years = list(np.asarray(years).astype(int))
+    for year, value, onward in floors:
+        cols = [j for j, y in enumerate(years) if (y >= year if onward else y == year)]
+        if cols:
+            x[..., cols] = np.maximum(x[..., cols], value)
+    if monotone:
+        first = min((years.index(y) for y, _, _ in floors if y in years), default=None)
+        if first is not None:
+            x[..., first:] = np.maximum.accumulate(x[..., first:], axis=-1)
     return x

@@ -11,7 +11,7 @@ import pandas as pd
 
 from models import get_forecaster
 from models.panel import RELIABILITY_RANK, Panel
-from models.transforms import finish_paths, forward, inverse
+from models.transforms import apply_floors, finish_paths, forward, inverse
 
 from . import judge
 from .registry import Registry
@@ -199,9 +199,9 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_ind
         z = forward(x, s.kind, s.bounds)
         z = apply_adjustments(z, years, start, [a for a in adjs if a.kind in ("growth_shift", "fixed_rate", "level")], tr, rng)
         z = apply_shocks(z, years, start, hits, shocks)
-        x = finish_paths(inverse(z, s.kind, s.bounds), s.kind, s.monotone,
-                         info.last_value if info.last_value == info.last_value else None,
-                         int(np.searchsorted(years, start)))
+        x = apply_floors(finish_paths(inverse(z, s.kind, s.bounds), s.kind, s.monotone,
+                                      info.last_value if info.last_value == info.last_value else None,
+                                      int(np.searchsorted(years, start))), years, info.floors, s.monotone)
         if additions:
             add = _draw_additions(additions[0], years, start, x.shape[0], rng)
             j0 = list(years).index(start) if start in years else 0

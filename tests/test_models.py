@@ -127,3 +127,38 @@ def test_a_single_series_panel_fits(registry, tmp_path):
     fit = HierarchicalGrowth(cache_dir=tmp_path, draws=200, tune=200).fit(panel)
     x = fit.sample_posterior_predictive([2024, 2026], draws=100, seed=1).sel(series=k).values
     assert x.shape == (100, 2) and np.allclose(np.median(x[:, 0]), 763, rtol=0.05)
+
+
+def test_back_cast_of_a_running_total_never_exceeds_a_later_year():
+    # issue 12 item 9: [160 (back-cast), 150 (last reading), 152, 155] gave 新增 = −5
+    from models.transforms import finish_paths
+
+    x = np.array([[160.0, 150.0, 152.0, 155.0]])
+    out = finish_paths(x, "stock", monotone=True, floor_value=150.0, start=1)
+    assert out.tolist() == [[150.0, 150.0, 152.0, 155.0]]
+    assert out[0, -1] - out[0, 0] >= 0
+    # a stock that is not a running total may have been higher before
+    assert finish_paths(x, "stock", monotone=False, start=1).tolist() == x.tolist()
+
+
+def test_part_year_readings_floor_the_paths(registry):
+    # issue 12 item 7: a year-to-date amount floors that year's total; a running total
+    # read before the year end floors that year end and every later one
+    import pandas as pd
+
+    from models.panel import Panel
+    from models.transforms import apply_floors
+
+    obs = pd.DataFrame([
+        dict(jurisdiction="wuxi", series="pct_applications", year=2024, value=2000.0, period="m1-m9",
+             reliability="official", lower_bound=False),
+        dict(jurisdiction="wuxi", series="works_registrations_cumulative", year=2024, value=400.0, period="end-m9",
+             reliability="official", lower_bound=False)])
+    panel = Panel.from_frame(obs, registry.series, registry.jurisdictions)
+    assert panel.info("wuxi:pct_applications").floors == [(2024, 2000.0, False)]
+    assert panel.info("wuxi:works_registrations_cumulative").floors == [(2024, 400.0, True)]
+    years = [2023, 2024, 2025, 2026]
+    flow = apply_floors(np.array([[1500.0, 1800.0, 1900.0, 2100.0]]), years, [(2024, 2000.0, False)], False)
+    assert flow.tolist() == [[1500.0, 2000.0, 1900.0, 2100.0]]       # only that year's total
+    stock = apply_floors(np.array([[350.0, 380.0, 390.0, 420.0]]), years, [(2024, 400.0, True)], True)
+    assert stock.tolist() == [[350.0, 400.0, 400.0, 420.0]]          # that year end and after
