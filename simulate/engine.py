@@ -240,13 +240,16 @@ OUTSIDE_EFFECTIVE_DRAWS = 2000   # posterior draws of the reference-class model 
 def _mc_errors(rows, forecaster, draws):
     """Monte Carlo standard error from the effective sample size: the paths reuse a
     limited number of autocorrelated posterior draws, so n = min(paths, ESS) — the
-    series' bulk ESS of its growth mean for the trend model."""
+    series' bulk ESS of its growth mean for the trend model, and never more than the
+    number of posterior draws the paths are built from."""
     ess = {}
     if hasattr(forecaster, "series_diagnostics"):
         try:
             ess = forecaster.series_diagnostics().ess_bulk.to_dict()
         except Exception:  # noqa: BLE001 — diagnostics missing: fall back to the number of paths
             ess = {}
+    st = getattr(forecaster, "settings", {})
+    n_post = st.get("chains", 1) * st.get("draws", draws) if "draws" in st else draws
     for r in rows:
         p = r.get("p_met")
         if p is None or p != p:
@@ -257,7 +260,8 @@ def _mc_errors(rows, forecaster, draws):
         elif r.get("basis") == "reference-class":
             n = min(float(draws), OUTSIDE_EFFECTIVE_DRAWS)
         else:
-            n = min(float(draws), float(ess.get(f"{r['plan_jur']}:{r['series']}", draws)))
+            # the paths reuse the posterior's draws: never more effective draws than it holds
+            n = min(float(draws), float(ess.get(f"{r['plan_jur']}:{r['series']}", draws)), float(n_post))
         r["mc_ess"] = n
         r["mc_se"] = float(np.sqrt(max(p * (1 - p), 0.0) / max(n, 1.0)))
 
