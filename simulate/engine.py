@@ -57,11 +57,16 @@ def diagnostics_of(fc) -> dict:
 def observed_index(reg: Registry) -> dict:
     """{(place, series): {year: value}} of full-year readings, the most reliable copy of
     each year — built once per run instead of one table filter per indicator."""
+    cached = getattr(reg, "_observed_index", None)
+    if cached is not None and cached[0] is reg.observations:
+        return cached[1]
     obs = reg.observations
     o = obs[(obs.period == "full") & (~obs.lower_bound)]
     o = o.assign(rank=o.reliability.map(RELIABILITY_RANK)).sort_values(["jurisdiction", "series", "year", "rank"])
     o = o.drop_duplicates(["jurisdiction", "series", "year"])
-    return {k: dict(zip(g.year.astype(int), g.value.astype(float))) for k, g in o.groupby(["jurisdiction", "series"])}
+    index = {k: dict(zip(g.year.astype(int), g.value.astype(float))) for k, g in o.groupby(["jurisdiction", "series"])}
+    reg._observed_index = (reg.observations, index)   # built once per registry, not per target
+    return index
 
 
 def _observed(reg: Registry, jur: str, code: str, as_of, index: dict | None = None) -> dict:

@@ -144,6 +144,9 @@ def plan_cases(reg, plan_ids=None) -> pd.DataFrame:
 
 def reference_cases(reg, problems: Problems | None = None) -> pd.DataFrame:
     """Every case (curated file + finished plans) with ``use`` and ``reason``."""
+    cached = getattr(reg, "_reference_cases", None)
+    if problems is None and cached is not None and cached[0] is reg.observations:
+        return cached[1].copy()
     own = problems is None
     problems = problems or Problems()
     path = reg.home / REFERENCE_FILE
@@ -171,7 +174,8 @@ def reference_cases(reg, problems: Problems | None = None) -> pd.DataFrame:
                          baseline=r.baseline, target=r.target))
     out = pd.concat([pd.DataFrame(rows), from_plans], ignore_index=True)
     out["attribute"] = out["attribute"].replace("", "unknown")
-    return out
+    reg._reference_cases = (reg.observations, out)   # once per registry: it judges the finished plans
+    return out.copy()
 
 
 def fitting_cases(cases: pd.DataFrame) -> pd.DataFrame:
