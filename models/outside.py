@@ -12,14 +12,16 @@ target :math:`i` of plan :math:`j` with a known outcome is a Bernoulli trial,
         + \gamma\, A_i + \lambda\, H_i + \nu\,[\text{no baseline}]_i + \sigma_{\text{plan}}\,\eta_{j(i)} \\
     \beta^{f}_{g} &\sim \mathcal N(0, \sigma_f^2), \quad \sigma_f \sim \text{HalfNormal}(0.7), \qquad
     \eta_j \sim \mathcal N(0, 1), \quad \sigma_{\text{plan}} \sim \text{HalfNormal}(1) \\
-    \alpha &\sim \mathcal N(0, 1.5^2), \quad \gamma, \lambda \sim \mathcal N(0, 0.5^2), \quad \nu \sim \mathcal N(0, 1)
+    \alpha &\sim \mathcal N(0, 1.5^2), \quad -\gamma \sim \text{HalfNormal}(0.5), \quad
+    \lambda \sim \mathcal N(0, 0.5^2), \quad \nu \sim \mathcal N(0, 1)
 
 * kind groups: ``programme`` (``count`` series: 工作站、中心、基地、示范企业 — units a
   government programme creates), ``flow``, ``stock`` (stock and ratio series),
   ``bounded`` (percent and score);
 * :math:`A_i` — ambition: the annual change the target asks for on the model's scale
   (log, logit for bounded series) from the baseline, in units of 10 %/yr, signed so
-  that larger is harder, clipped to [−3, 5]; 0 with the no-baseline flag where the
+  that larger is harder, entered as 5·tanh(a/5) (strictly increasing, saturating at
+  ±50 %/yr); 0 with the no-baseline flag where the
   plan prints no baseline;
 * :math:`H_i` — horizon (target year − baseline year − 4) / 2;
 * :math:`\eta_j` — the plan effect: targets of one plan succeed or fail together
@@ -28,9 +30,10 @@ target :math:`i` of plan :math:`j` with a known outcome is a Bernoulli trial,
 Why these priors: N(0, 1.5²) on the intercept spreads the base rate over roughly
 5 %–95 % (weakly informative, Gelman et al. 2008); HalfNormal(0.7) group scales allow
 a kind or measure to differ from the rest by about ±1.4 on the logit scale at most in
-practice and shrink strongly when the data cannot tell; the ambition slope's sd of
-0.5 per 10 %/yr keeps an ambition never seen (a 60 %/yr target) from producing a
-probability of 0 or 1 by extrapolation.
+practice and shrink strongly when the data cannot tell; the ambition slope is
+constrained to be ≤ 0 (a more ambitious target cannot be easier — so raising a target
+never raises its probability) with a HalfNormal(0.5) size per 10 %/yr, which keeps an
+ambition never seen (a 60 %/yr target) from producing a probability of 0 or 1.
 
 The sample is small and biased toward success (reports rarely state misses); the
 intervals of :meth:`predict` show how little is known, and ``docs/model.md`` says so.
@@ -59,7 +62,7 @@ ATTRS = ["expected", "binding", "unknown"]
 LEVELS = ["nation", "province", "city", "local"]   # local = county / district
 LEVEL_OF = {"nation": "nation", "province": "province", "city": "city", "county": "local", "district": "local"}
 AMBITION_UNIT = 0.10          # ambition measured in 10 %/yr on the log (logit) scale
-AMBITION_CLIP = (-3.0, 5.0)
+AMBITION_SAT = 5.0            # ambition enters as 5·tanh(a/5) in units of 10 %/yr
 KIND_ZH = {"programme": "项目/载体类计数", "flow": "年度流量", "stock": "存量/比率", "bounded": "比例/评分"}
 KIND_EN = {"programme": "programme counts", "flow": "annual flows", "stock": "stocks and ratios",
            "bounded": "shares and scores"}
@@ -99,7 +102,9 @@ def design(cases: pd.DataFrame) -> dict:
     """Index arrays and covariates from a feature table (one row per target)."""
     amb = pd.to_numeric(cases["ambition"], errors="coerce")
     no_base = amb.isna().to_numpy().astype(float)
-    a = np.clip(amb.fillna(0.0).to_numpy() / AMBITION_UNIT, *AMBITION_CLIP)
+    # saturating, strictly increasing: an ambition far beyond the cases (a what-if target
+    # 20× the baseline) still counts as harder, but cannot drive P to 0 by extrapolation
+    a = AMBITION_SAT * np.tanh(amb.fillna(0.0).to_numpy() / AMBITION_UNIT / AMBITION_SAT)
     h = (pd.to_numeric(cases["horizon"], errors="coerce").fillna(5.0).to_numpy() - 4.0) / 2.0
     return dict(kind=cases["kind_group"].map(KIND_GROUPS.index).to_numpy().astype(int),
                 measure=cases["measure"].map(MEASURES.index).to_numpy().astype(int),
@@ -112,7 +117,7 @@ class OutsideView:
     """Bayesian logistic reference-class model with partial pooling and a plan effect."""
 
     name = "outside"
-    VERSION = "outside-1"
+    VERSION = "outside-2"
 
     def __init__(self, draws: int = 1000, tune: int = 1000, chains: int = 2, target_accept: float = 0.95,
                  seed: int = 20261122, covariates: bool = True, plan_effect: bool = True, intercept: str = "weak",
@@ -152,7 +157,10 @@ class OutsideView:
                     raw = pm.Normal(f"z_{name}", 0.0, 1.0, dims=dim)
                     b = pm.Deterministic(f"b_{name}", sd * raw, dims=dim)
                     eta = eta + b[idx]
-                g_amb = pm.Normal("b_ambition", 0.0, 0.5)
+                # monotone by construction: asking for more growth can never make a target
+                # easier (so raising a target never raises its probability)
+                g_amb = -pm.HalfNormal("ambition_penalty", 0.5)
+                pm.Deterministic("b_ambition", g_amb)
                 g_hor = pm.Normal("b_horizon", 0.0, 0.5)
                 g_nob = pm.Normal("b_no_baseline", 0.0, 1.0)
                 eta = eta + g_amb * X["ambition"] + g_hor * X["horizon"] + g_nob * X["no_baseline"]

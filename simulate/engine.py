@@ -200,6 +200,7 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_ind
     if sc.as_of is not None:
         start = min(start, sc.as_of)
     tr = ((lambda v: forward(v, s.kind, s.bounds)), (lambda v: inverse(v, s.kind, s.bounds)))
+    x_before = x.copy()      # the trend before the scenario: the join moves the odds by the scenario's effect
     if adjs or shocks:
         z = forward(x, s.kind, s.bounds)
         z = apply_adjustments(z, years, start, [a for a in adjs if a.kind in ("growth_shift", "fixed_rate", "level")], tr, rng)
@@ -229,6 +230,14 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_ind
     decided = "data" if needed <= set(obs_use) or total is not None else ""
     row = _finish_row(base, m, target, ind, x, years, str(paths.basis.sel(series=key).item()), info.n_years,
                       str(paths.model.sel(series=key).item()), decided, obs_use, s=s, by=by)
+    row["scenario_kinds"] = sorted({a.kind for a in adjs} | ({"shock"} if shocks else set()))
+    if adjs or shocks:
+        m0 = judge.metric(ind.measure, x_before, years, target_year=ind.target_year, window=ind.window,
+                          baseline_year=by, observed=obs_use if ind.measure in ("cumulative", "increment", "level")
+                          else None, other=other)
+        if total is not None:
+            m0 = np.full(x.shape[0], total)
+        row["p_inside_before"] = float(judge.met(m0, target, ind.comparator).mean())
     return row, x, m, judge.met(m, target, ind.comparator)
 
 
@@ -357,8 +366,12 @@ def plan_summary(plans, probs: pd.DataFrame, met_draws: dict, scenario: str) -> 
             if ids:
                 mat = np.stack([met_draws[(p.id, i)] for i in ids], axis=1)
                 n_met = mat.sum(1)
+                # the expected number is the sum of the probabilities (exact: no Monte Carlo
+                # noise from the joint draws); P(all) and P(≥ 80 %) need the joint draws
+                pm_ = probs.set_index(["plan", "indicator"]).p_met
+                expected = float(sum(pm_.loc[(p.id, i)] for i in ids))
                 rows.append(dict(plan=p.id, scenario=scenario, attribute=attr, targets=total, evaluable=len(ids),
-                                 expected_met=float(n_met.mean()), p_all_met=float((n_met == len(ids)).mean()),
+                                 expected_met=expected, p_all_met=float((n_met == len(ids)).mean()),
                                  p_80pct_met=float((n_met >= math.ceil(0.8 * len(ids))).mean())))
             else:
                 rows.append(dict(plan=p.id, scenario=scenario, attribute=attr, targets=total, evaluable=0,

@@ -35,6 +35,8 @@ from .reference import class_rate, fitting_cases, reference_cases, target_featur
 
 _CACHE: dict = {}
 P_CLIP = 1e-4
+MIN_CASES = 5   # fewer past targets with a known outcome than this: no outside view
+PLANNER_KNOWS = {"additions", "fixed_rate", "target_path", "level"}
 
 
 def _logit(p):
@@ -88,10 +90,12 @@ def _reason(zh: bool, kg: str, met: int, n: int, po, lo, hi, pin, w) -> str:
 def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc, forecaster, draws: int, seed: int):
     """Add p_inside / p_outside / weight to every row and replace p_met and the
     met-draws by the joined ones (in place)."""
-    ov = outside_view(reg, sc.as_of)
     cases = fitting_cases(reference_cases(reg))
     if sc.as_of is not None:
         cases = cases[cases.target_year <= sc.as_of]
+    if len(cases) < MIN_CASES:
+        return          # a registry without a reference class (a user's own IPSIM_HOME): the trend model alone
+    ov = outside_view(reg, sc.as_of)
     by_key = {(r["plan"], r["indicator"]): r for r in rows}
     feats, keys = [], []
     for p in plans:
@@ -123,6 +127,14 @@ def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc,
         if r.get("basis") == "scenario-only":
             continue
         rng = np.random.default_rng([seed, _seed(f"{k[0]}/{k[1]}")])
+        kinds = set(r.get("scenario_kinds") or [])
+        if has_inside and kinds & PLANNER_KNOWS:
+            # the scenario replaces the trend with what the planner knows (a pipeline of new
+            # units, a fixed rate, a path to the target, a provisional figure): that stands
+            r["weight_inside"] = 1.0
+            r["reason_zh"] = "情景设定（" + "、".join(sorted(kinds & PLANNER_KNOWS)) + "）取代趋势，不与参照组合成"
+            r["reason"] = "scenario assumption (" + ", ".join(sorted(kinds & PLANNER_KNOWS)) + ") replaces the trend; not joined"
+            continue
         if has_inside:
             series_key = f"{r['plan_jur']}:{r['series']}"
             w = float(wmap.get(series_key, 1.0)) if wmap is not None else 1.0
@@ -134,7 +146,14 @@ def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc,
             u = np.empty(n_d)
             u[order] = (np.arange(n_d) + 0.5) / n_d
             pin_c = np.clip(pin, 0.5 / n_d, 1 - 0.5 / n_d)
-            pj = 1 / (1 + np.exp(-((1 - w) * _logit(po[:n_d]) + w * _logit(pin_c))))
+            # a growth shift or shock moves the trend model's odds; the joined odds move by
+            # as much, so a scenario acts on every target, whatever the trend model's weight
+            shift = 0.0
+            before = r.get("p_inside_before")
+            if before is not None and before == before:
+                shift = _logit(pin_c) - _logit(np.clip(before, 0.5 / n_d, 1 - 0.5 / n_d))
+                pin_c = np.clip(before, 0.5 / n_d, 1 - 0.5 / n_d)
+            pj = 1 / (1 + np.exp(-((1 - w) * _logit(po[:n_d]) + w * _logit(pin_c) + shift)))
             r["weight_inside"] = w
         else:
             w, pin_c = 0.0, None

@@ -172,7 +172,11 @@ def reference_cases(reg, problems: Problems | None = None) -> pd.DataFrame:
                          kind_group=KIND_GROUP.get(kind, ""), measure=r.measure, attribute=r.attribute or "unknown",
                          level=LEVEL_OF.get(r.level, "city"), horizon=horizon, ambition=amb,
                          baseline=r.baseline, target=r.target))
-    out = pd.concat([pd.DataFrame(rows), from_plans], ignore_index=True)
+    cols = ["case", "plan_ref", "plan", "jurisdiction", "indicator_zh", "met", "use", "reason", "source", "quote",
+            "target_year", "kind", "kind_group", "measure", "attribute", "level", "horizon", "ambition", "baseline",
+            "target"]
+    parts = [f for f in (pd.DataFrame(rows, columns=cols), from_plans) if len(f)]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     out["attribute"] = out["attribute"].replace("", "unknown")
     reg._reference_cases = (reg.observations, out)   # once per registry: it judges the finished plans
     return out.copy()

@@ -51,7 +51,8 @@ def test_full_model_orders_by_ambition_and_keeps_unseen_ambition_moderate(tmp_pa
                              attribute="expected", level="city", ambition=amb, horizon=5.0))
     cases = pd.DataFrame(rows)
     ov = OutsideView(draws=500, tune=500, cache_dir=tmp_path).fit(cases)
-    assert float(ov.posterior["b_ambition"].mean()) < 0
+    # the slope is ≤ 0 by construction; the data must move it well away from 0 (truth: −1 per 10 %/yr)
+    assert float(ov.posterior["b_ambition"].mean()) < -0.3
     probe = pd.DataFrame([dict(plan="new", kind_group="flow", measure="level", attribute="expected", level="city",
                                ambition=a, horizon=5.0) for a in (0.0, 0.1, 0.2, 3.0)])
     p = ov.predict(probe, draws=4000, seed=0).p_outside.to_numpy()

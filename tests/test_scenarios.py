@@ -98,6 +98,13 @@ def test_what_if_target_and_additions(registry, shipped_fit, tmp_path):
         "  - match: {indicator: ip_alliances}\n    additions: {mean: 1, sd: 0}\n")
     res = run_scenario(load_scenario(write(tmp_path, text), registry), registry, forecaster=shipped_fit)
     p = res.probabilities.set_index("indicator")
-    assert p.loc["pct_applications", "target"] == 100000 and p.loc["pct_applications", "p_met"] == 0.0
+    # the trend model calls 100 000 impossible; the joined P is lower than for the plan's own
+    # target (raising the bar never raises P) — the reference class knows little about ambition
+    base = load_scenario(write(tmp_path, BASE.replace("growth_shift: {mean: 0.05, sd: 0.01}", "target: 1500").replace(
+        "series: pct_applications", "indicator: pct_applications")), registry)
+    p0 = run_scenario(base, registry, forecaster=shipped_fit).probabilities.set_index("indicator")
+    assert p.loc["pct_applications", "target"] == 100000 and p.loc["pct_applications", "p_inside"] == 0.0
+    assert p.loc["pct_applications", "p_outside"] < p0.loc["pct_applications", "p_outside"]
+    assert p.loc["pct_applications", "p_met"] < p0.loc["pct_applications", "p_met"]
     # 3 alliances in 2023 + exactly one a year → 6 in 2026 ≥ 5: certain
     assert p.loc["ip_alliances", "p_met"] == 1.0 and p.loc["ip_alliances", "median"] == 6
