@@ -153,3 +153,26 @@ def test_backtest_runs_the_hierarchical_model(registry):
     # paired comparison exists for the naive rule on the same points
     pc = paired_crps(res.points)
     assert set(pc.model) == {"last"} and (pc.n > 0).all()
+
+
+def test_leave_one_plan_out_calibration(registry):
+    """Every reference case judged by a model that never saw its plan; the base rate is
+    the other plans' share met (Beta(1, 1) mean), by hand; plan_scores names the rules."""
+    from simulate.reference import fitting_cases, reference_cases
+
+    res = run_backtest(registry, models=["last"], origins=[2017], plan_ids=["china-2016"], draws=200)
+    cases = fitting_cases(reference_cases(registry))
+    lo = res.lopo.set_index("case")
+    assert set(lo.index) == set(cases.case)
+    for plan, g in cases.groupby("plan"):
+        rest = cases[cases.plan != plan]
+        assert lo.loc[g.case, "p_base_rate"].to_numpy() == pytest.approx((rest.met.sum() + 1) / (len(rest) + 2))
+    assert lo.p_outside.between(0.01, 0.99).all() and (lo.p_outside_lo <= lo.p_outside).all()
+    ps = res.plan_scores()
+    assert {"model", "when", "n", "brier", "log_loss"} <= set(ps.columns)
+    names = set(ps.model)
+    assert {"constant base rate (naive)", "reference class (outside view)", "joined (product: p_met)",
+            "last value (naive rule)"} <= names
+    for when in ("start", "mid-term"):
+        row = ps[(ps.model == "joined (product: p_met)") & (ps.when == when)].iloc[0]
+        assert row.n == len(cases) and np.isfinite(row.log_loss)
