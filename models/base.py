@@ -8,11 +8,19 @@ forecast a series (too short for ETS, say) leave it out and say why in
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import xarray as xr
 
 from .panel import Panel
 from .transforms import apply_floors, finish_paths, inverse
+
+
+def stable_seed(text: str) -> int:
+    """A seed from a name, the same in every Python process (``hash`` is salted): random
+    streams keyed by series or target, so a result never depends on what else is in a run."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
 class ModelRefusal(Exception):

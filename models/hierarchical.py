@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .base import Forecaster
+from .base import Forecaster, stable_seed
 from .panel import Panel
 from .transforms import GROUPS, LOGIT_KINDS
 
@@ -70,10 +70,6 @@ MODEL_VERSION = "hier-3"
 BREAK_YEAR = 2020.0
 MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most recent)
 A_SD = 2.0       # prior sd of a series' level around its mean reading (transformed scale)
-
-
-def _stable(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
 def default_cache_dir() -> Path:
@@ -276,7 +272,7 @@ class HierarchicalGrowth(Forecaster):
         return model
 
     # ------------------------------------------------------------------ fitting
-    def cache_key(self, panel: Panel) -> str:
+    def cache_key(self, panel: Panel, A: dict | None = None) -> str:
         """The posterior's identity: the data (panel fingerprint), what defines the model
         (the source of the code that builds it, its constants, the family map and
         pooling structure it derives from the panel), the sampler settings and the
@@ -294,7 +290,7 @@ class HierarchicalGrowth(Forecaster):
         for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model):
             h.update(inspect.getsource(fn).encode())
         h.update(repr((BREAK_YEAR, MAX_POINTS, A_SD)).encode())
-        A = self._arrays(panel)
+        A = A if A is not None else self._arrays(panel)
         h.update(repr((A["fams"], A["fam_of_code"].tolist(), A["fam_mean"].tolist(), A["parent"].tolist(),
                        A["group"].tolist())).encode())
         for pkg in ("pymc", "pytensor"):
@@ -330,13 +326,13 @@ class HierarchicalGrowth(Forecaster):
 
     def fit(self, panel: Panel, progressbar: bool = False) -> "HierarchicalGrowth":
         self.panel = panel
-        key = self.cache_key(panel)
+        self._A = self._arrays(panel)
+        key = self.cache_key(panel, self._A)
         self.cache_path = self.cache_dir / f"{MODEL_VERSION}-{key}.nc"
         self.from_cache = False
         self._diag = None
         if self.use_cache and self.cache_path.exists():
             self.idata = None
-            self._A = self._arrays(panel)
             self.from_cache = True
             if not self._load_diagnostics():
                 self._save_diagnostics()   # a cache written before diagnostics were kept
@@ -503,7 +499,7 @@ class HierarchicalGrowth(Forecaster):
         # series are drawn in the same call
         eps = np.empty((draws, len(sidx), G))
         for j, key in enumerate(keys):
-            eps[:, j, :] = np.random.default_rng([seed, _stable(key)]).standard_normal((draws, G))
+            eps[:, j, :] = np.random.default_rng([seed, stable_seed(key)]).standard_normal((draws, G))
 
         def base(t, cols):  # (U, s, n) mean of z at times t (s, n) before conditioning
             shift = np.where(t[None] <= BREAK_YEAR + 1e-9, dl_u[:, cols, None], 0.0)

@@ -54,6 +54,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .base import stable_seed
+
 KIND_GROUP = {"count": "programme", "flow": "flow", "stock": "stock", "ratio": "stock", "percent": "bounded",
               "score": "bounded"}
 KIND_GROUPS = ["programme", "flow", "stock", "bounded"]
@@ -251,7 +253,7 @@ class OutsideView:
                 if plan in self.plans:
                     z = post["z_plan"].values[self.plans.index(plan), pick]
                 else:  # one new plan effect per draw, seeded by the plan's name
-                    z = np.random.default_rng([seed, _stable(plan)]).standard_normal(draws)
+                    z = np.random.default_rng([seed, stable_seed(plan)]).standard_normal(draws)
                 eta[:, cols] += (s_plan * z)[:, None]
         return 1.0 / (1.0 + np.exp(-eta))
 
@@ -260,8 +262,3 @@ class OutsideView:
         p = self.predict_draws(targets, draws, seed)
         return pd.DataFrame({"p_outside": p.mean(0), "p_outside_lo": np.quantile(p, 0.1, axis=0),
                              "p_outside_hi": np.quantile(p, 0.9, axis=0)}, index=targets.index)
-
-
-def _stable(text: str) -> int:
-    """A seed from a name that does not change between Python processes."""
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)

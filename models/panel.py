@@ -140,15 +140,14 @@ class Panel:
                 (cens if r.lower_bound else sums).append(dict(s=idx[key], y0=y0, y1=y1, z=z, sd=sd))
                 continue
             t, value = float(r.year), float(r.value)
-            if m.group(2):
+            if m.group(2):  # partial-year flow, annualised; the amount so far floors the year's total
                 info.floors.append((int(r.year), value, False))
-            elif m.group(4) and info.monotone:
-                info.floors.append((int(r.year), value, True))
-            if m.group(2):  # partial-year flow, annualised
                 months = int(m.group(3)) - int(m.group(2)) + 1
                 value *= 12.0 / months
                 sd = float(np.hypot(sd, PARTIAL_EXTRA_SD * (12 - months) / 12))
-            elif m.group(4):  # stock read before the year end
+            elif m.group(4):  # stock read before the year end; a running total never falls below it
+                if info.monotone:
+                    info.floors.append((int(r.year), value, True))
                 t = r.year - (12 - int(m.group(4))) / 12.0
             z = float(forward(value, info.kind, info.bounds))
             rec = dict(s=idx[key], t=t, z=z, sd=sd)

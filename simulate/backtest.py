@@ -177,20 +177,15 @@ def run_backtest(reg: Registry, models=None, origins=None, *, draws: int = 1000,
 def _with_stated_outcomes(reg, outcomes: pd.DataFrame, plan_ids) -> pd.DataFrame:
     """Targets of the back-tested plans whose outcome the data do not decide but a
     source states (data/reference/past_outcomes.csv, ``plan_ref``)."""
-    from .reference import REFERENCE_FILE, load_reference_file
-    from .errors import Problems
+    from .reference import fitting_cases, reference_cases
 
-    path = reg.home / REFERENCE_FILE
-    if not path.exists():
-        return outcomes
-    ref = load_reference_file(path, Problems())
     have = set(zip(outcomes.plan, outcomes.indicator))
     extra = []
-    for r in ref.itertuples():
-        if r.use == "yes" and r.met in ("yes", "no") and r.plan_ref:
+    for r in fitting_cases(reference_cases(reg)).itertuples():
+        if isinstance(r.plan_ref, str) and "/" in r.plan_ref:
             pid, iid = r.plan_ref.split("/", 1)
             if pid in plan_ids and (pid, iid) not in have:
-                extra.append(dict(plan=pid, indicator=iid, met=int(r.met == "yes")))
+                extra.append(dict(plan=pid, indicator=iid, met=int(r.met)))
     return pd.concat([outcomes, pd.DataFrame(extra, columns=["plan", "indicator", "met"])], ignore_index=True)
 
 

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import scoring
-from .join import _logit, outside_view
-from .reference import fitting_cases, reference_cases
+from .join import _logit, known_cases, outside_view
 
 NAIVE = {"cagr": "CAGR extrapolation (naive rule)", "linear": "linear trend (naive rule)",
          "last": "last value (naive rule)", "progress-ratio": "时间过半、任务过半 progress ratio (naive rule)",
@@ -36,7 +35,7 @@ def reference_lopo(reg, draws: int = 2000, seed: int = 0, progress=None) -> tupl
     """One row per fitted case: p_outside (LOPO) and the base rate of the other plans.
     Also returns the outside view's draws per case, for joining."""
     say = progress or (lambda m: None)
-    cases = fitting_cases(reference_cases(reg))
+    cases = known_cases(reg)
     rows, draws_of = [], {}
     for plan in sorted(cases.plan.unique()):
         held = cases[cases.plan == plan].reset_index(drop=True)

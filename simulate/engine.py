@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models import get_forecaster
+from models.base import stable_seed
 from models.panel import RELIABILITY_RANK, Panel
 from models.transforms import apply_floors, finish_paths, forward, inverse
 
@@ -241,13 +242,6 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_ind
     return row, x, m, judge.met(m, target, ind.comparator)
 
 
-def stable_seed(text: str) -> int:
-    """A seed from a name, the same in every Python process (``hash`` is salted)."""
-    import hashlib
-
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
-
-
 OUTSIDE_EFFECTIVE_DRAWS = 2000   # posterior draws of the reference-class model (a small model that mixes well)
 
 
@@ -357,6 +351,7 @@ def _finish_row(base, m, target, ind, x, years, basis, n_obs, model, decided, ob
 
 def plan_summary(plans, probs: pd.DataFrame, met_draws: dict, scenario: str) -> pd.DataFrame:
     rows = []
+    p_met = probs.set_index(["plan", "indicator"]).p_met
     for p in plans:
         for attr in ("all", "expected", "binding"):
             ids = [i.id for i in p.indicators if (attr == "all" or i.attribute == attr) and (p.id, i.id) in met_draws]
@@ -368,8 +363,7 @@ def plan_summary(plans, probs: pd.DataFrame, met_draws: dict, scenario: str) -> 
                 n_met = mat.sum(1)
                 # the expected number is the sum of the probabilities (exact: no Monte Carlo
                 # noise from the joint draws); P(all) and P(≥ 80 %) need the joint draws
-                pm_ = probs.set_index(["plan", "indicator"]).p_met
-                expected = float(sum(pm_.loc[(p.id, i)] for i in ids))
+                expected = float(sum(p_met.loc[(p.id, i)] for i in ids))
                 rows.append(dict(plan=p.id, scenario=scenario, attribute=attr, targets=total, evaluable=len(ids),
                                  expected_met=expected, p_all_met=float((n_met == len(ids)).mean()),
                                  p_80pct_met=float((n_met >= math.ceil(0.8 * len(ids))).mean())))

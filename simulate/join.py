@@ -25,10 +25,10 @@ stay together).  Without an inside view :math:`u_d` is uniform, seeded by the ta
 """
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
+
+from models.base import stable_seed
 
 from . import judge
 from .reference import class_rate, fitting_cases, reference_cases, target_features
@@ -44,28 +44,26 @@ def _logit(p):
     return np.log(p) - np.log1p(-p)
 
 
-def _seed(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
-
-
-def outside_view(reg, as_of=None, exclude_plans=(), cache_dir=None):
-    """The outside-view model fitted on the cases known by ``as_of`` (target year ≤
-    as_of), leaving out ``exclude_plans`` (leave-one-plan-out); cached on disk."""
-    from models.hierarchical import default_cache_dir
-    from models.outside import OutsideView
-
-    cases = reference_cases(reg)
-    fit = fitting_cases(cases)
+def known_cases(reg, as_of=None, exclude_plans=()):
+    """The fitted reference cases whose outcome was known by ``as_of`` (target year ≤
+    as_of), without ``exclude_plans`` (leave one plan out)."""
+    fit = fitting_cases(reference_cases(reg))
     if as_of is not None:
         fit = fit[fit.target_year <= as_of]
     if exclude_plans:
         fit = fit[~fit.plan.isin(list(exclude_plans))]
-    fit = fit.reset_index(drop=True)
+    return fit.reset_index(drop=True)
+
+
+def outside_view(reg, as_of=None, exclude_plans=(), cache_dir=None):
+    """The outside-view model fitted on :func:`known_cases`; cached on disk."""
+    from models.hierarchical import default_cache_dir
+    from models.outside import OutsideView
+
     key = (reg.fingerprint(), as_of, tuple(sorted(exclude_plans)))
     if key not in _CACHE:
-        ov = OutsideView(cache_dir=cache_dir or default_cache_dir())
-        ov.fit(fit)
-        _CACHE[key] = ov
+        _CACHE[key] = OutsideView(cache_dir=cache_dir or default_cache_dir()).fit(
+            known_cases(reg, as_of, exclude_plans))
     return _CACHE[key]
 
 
@@ -90,9 +88,7 @@ def _reason(zh: bool, kg: str, met: int, n: int, po, lo, hi, pin, w) -> str:
 def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc, forecaster, draws: int, seed: int):
     """Add p_inside / p_outside / weight to every row and replace p_met and the
     met-draws by the joined ones (in place)."""
-    cases = fitting_cases(reference_cases(reg))
-    if sc.as_of is not None:
-        cases = cases[cases.target_year <= sc.as_of]
+    cases = known_cases(reg, sc.as_of)
     if len(cases) < MIN_CASES:
         return          # a registry without a reference class (a user's own IPSIM_HOME): the trend model alone
     ov = outside_view(reg, sc.as_of)
@@ -126,7 +122,7 @@ def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc,
             continue                                           # the data decide: nothing to join
         if r.get("basis") == "scenario-only":
             continue
-        rng = np.random.default_rng([seed, _seed(f"{k[0]}/{k[1]}")])
+        rng = np.random.default_rng([seed, stable_seed(f"{k[0]}/{k[1]}")])
         kinds = set(r.get("scenario_kinds") or [])
         if has_inside and kinds & PLANNER_KNOWS:
             # the scenario replaces the trend with what the planner knows (a pipeline of new
@@ -166,8 +162,7 @@ def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc,
         hits = u < pj
         met_draws[k] = hits
         p = float(pj.mean())
-        r["p_met"] = p
-        r["mc_se"] = float(np.sqrt(max(p * (1 - p), 0.0) / len(pj)))
+        r["p_met"] = p            # its Monte Carlo error: engine._mc_errors, from the effective sample size
         cz, ce = judge.category(p, False)
         lz, le = judge.likelihood_words(p)
         r.update(category_zh=cz, category_en=ce, likelihood_zh=lz, likelihood_en=le)

@@ -102,8 +102,6 @@ def target_features(reg, plan, ind, target=None) -> dict:
     baseline = ind.baseline
     if baseline is None:
         baseline = _observed_value(reg, plan.jurisdiction, ind.series, by)
-    if ind.measure == "increment" and baseline is None and s.kind == "count":
-        baseline = None
     jur = reg.jurisdictions.get(plan.jurisdiction)
     horizon = ind.target_year - by
     nwin = (ind.window[1] - ind.window[0] + 1) if ind.window else 1
