@@ -41,8 +41,9 @@ class Forecaster:
         raise NotImplementedError
 
     # helpers shared by the models -------------------------------------------------
-    def _wrap(self, z: np.ndarray, keys: list[str], years) -> xr.DataArray:
-        """Transformed-scale draws (draw, series, year) → natural-scale DataArray."""
+    def _wrap(self, z: np.ndarray, keys: list[str], years, seed: int = 0) -> xr.DataArray:
+        """Transformed-scale draws (draw, series, year) → natural-scale DataArray; counts
+        drawn as counts from a stream keyed by the series (independent of the others)."""
         years = np.asarray(list(years), dtype=int)
         out = np.empty_like(z)
         for j, key in enumerate(keys):
@@ -50,7 +51,8 @@ class Forecaster:
             x = inverse(z[:, j, :], info.kind, info.bounds)
             start = int(np.searchsorted(years, np.floor(info.last_year))) if info.last_year == info.last_year else 0
             floor = info.last_value if info.last_value == info.last_value else None
-            out[:, j, :] = apply_floors(finish_paths(x, info.kind, info.monotone, floor, start), years,
+            rng = np.random.default_rng([seed, stable_seed(key), 1]) if info.kind == "count" else None
+            out[:, j, :] = apply_floors(finish_paths(x, info.kind, info.monotone, floor, start, rng), years,
                                         info.floors, info.monotone)
         infos = [self.panel.info(k) for k in keys]
         return xr.DataArray(

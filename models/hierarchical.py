@@ -1,17 +1,25 @@
 r"""Bayesian hierarchical growth model (PyMC) — the default forecaster.
 
 Model (transformed scale :math:`z` — log for stock/flow/ratio/count, logit within
-bounds for percent/score; series :math:`i`, year :math:`t`)
+bounds for percent/score; series :math:`i`, year :math:`t`; hier-4)
 
 .. math::
 
-    z_{i}(t) &= a_i + \mu_i\,(t - \bar t_i) - \delta_i\,[t \le 2020]\,b_i + u_i(t) \\
+    z_{i}(t) &= a_i + \mu_i\,(t - \bar t_i) + x_i(t) + u_i(t) - \delta_i\,[t \le c_i] \\
+    x_i(t) &= \int_{t_{i1}}^{t} g_i(s)\,ds, \qquad
+        g_i \sim \text{OU: } \operatorname{Cov}(g_i(t), g_i(s)) = s_{g(i)}^2\,\phi_{g(i)}^{|t-s|} \\
     u_i(t) &\sim \text{AR(1) in continuous time: } \operatorname{Cov}(u_i(t), u_i(s))
              = \frac{\sigma_{g(i)}^2}{1-\rho^2}\,\rho^{|t-s|} \\
     y_{ik} &\sim \mathcal N\big(z_i(t_k),\ \sigma_{\text{rel}(k)}^2\big)
 
-so the annual growth :math:`z_i(t)-z_i(t-1) = \mu_i + u_i(t) - u_i(t-1)` is a
-damped (ARMA) process around the series' mean growth :math:`\mu_i`.  The means are
+so the annual growth is :math:`\mu_i` plus a persistent growth deviation
+:math:`g_i` (AR(1) on the growth rate, persistence :math:`\phi_g` a year, by group
+g ∈ flow, stock, count, percent, score) plus the change of a short-lived level
+deviation :math:`u_i`.  The integrated deviation :math:`x_i` (0 at the series' first
+reading :math:`t_{i1}`) makes forecast variance grow with the horizon — roughly
+linearly once :math:`|t - t_{\text{last}}| \gg 1/(-\log\phi)` — instead of levelling
+off at a stationary width, which is what the back-test showed the hier-3
+trend-stationary model got wrong (80 % coverage 0.50 at horizons 4–5).  The means are
 pooled:
 
 .. math::
@@ -26,8 +34,10 @@ pooled:
 flow, ratio, count, percent, score).  The tie to the
 parent is the UN subnational-projection idea: a city with only its baseline inherits
 the province's or nation's growth plus a slowly varying log-ratio, not a flat prior.
-:math:`b_i` (census break) is 1 for per-10k-resident series, letting figures up to the
-2020 year end (published before the 7th census) sit on another level.
+:math:`\delta_i` (census break, series with ``census_break`` :math:`c`): per-10k figures
+up to the census year (published before the results) and population figures before
+it sit on another level; a per-10k series' shift is minus its place's population
+shift (± 0.05) when that series is in the panel, else :math:`\mathcal N(0, 0.2^2)`.
 
 Priors and why (hier-3): :math:`m^0_k = 0.05` on the log scale (IP counts in China grew
 a few per cent to tens of per cent a year), 0 on the logit scale — a weakly informative
@@ -37,19 +47,24 @@ multi-year series borrow what the long series of their kind show; :math:`\tau_f 
 tens of per cent a year, zero-avoiding for the sampler's sake); :math:`\tau_c, \tau_s
 \sim \text{Gamma}(2, 50)` (zero-avoiding: mean 0.04, 95 % within about 0.005–0.11) and :math:`\tau_\text{tie}\sim\text{HalfNormal}(0.05)`
 (growth rates of one code differ by a few points between places);
-:math:`\sigma_g \sim \text{HalfNormal}(0.1)` per group (0.2 for flows, which swing more);
-:math:`\rho\sim\text{Beta}(8,2)` (deviations from trend persist for years);
-:math:`\delta_i\sim\mathcal N(0, 0.2^2)`; :math:`a_i` is centred on the series' own
-mean reading with sd 2 (weak).  Observation noise :math:`\sigma_\text{rel}` is fixed by
-reliability (official 0.01, secondary 0.03, estimate 0.08; partial years more).
+:math:`s_g \sim \text{HalfNormal}(0.1)` per group (0.05 for stocks, which turn slowly):
+growth swings of several points a year; :math:`\phi_g \sim \text{Beta}(5, 2)` (mean
+0.71: a fast year is followed by fast years); :math:`\sigma_g \sim
+\text{HalfNormal}(0.1)` per group (0.2 for flows, which swing more) and
+:math:`\rho\sim\text{Beta}(2,2)` for the level wiggles (short-lived by comparison);
+:math:`a_i` is centred on the series' own mean reading with sd 2 (weak).  Observation
+noise :math:`\sigma_\text{rel}` is fixed by reliability (official 0.01, secondary 0.03,
+estimate 0.08 relative; 0.05 / 0.1 / 0.5 points for shares and scores; partial years
+more).
 
 Multi-year totals enter through :math:`\log\sum_t e^{z_i(t)}` and lower bounds as
 censored terms, both with the deviation variance added (an approximation that ignores
 their correlation with the other readings of the series).
 
-Forecast paths condition the Gaussian deviations :math:`u_i` on the series' own
-readings exactly (per posterior draw), then move to the natural scale; counts are
-rounded to integers and running totals never fall.
+Forecast paths condition the Gaussian deviations :math:`x_i + u_i` (and the level) on
+the series' own readings exactly (per posterior draw, with :func:`deviation_cov`, the
+covariance the filter runs), then move to the natural scale; counts are drawn as
+counts (Poisson new units) and running totals never fall.
 """
 from __future__ import annotations
 
@@ -63,11 +78,17 @@ import pandas as pd
 import xarray as xr
 
 from .base import Forecaster, stable_seed
+
+
+def warn(message: str) -> None:
+    """One line on stderr, ipsim's own (not Python's warnings machinery)."""
+    import sys
+
+    print(message, file=sys.stderr)
 from .panel import Panel
 from .transforms import GROUPS, LOGIT_KINDS
 
-MODEL_VERSION = "hier-3"
-BREAK_YEAR = 2020.0
+MODEL_VERSION = "hier-4"
 MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most recent)
 A_SD = 2.0       # prior sd of a series' level around its mean reading (transformed scale)
 
@@ -80,6 +101,17 @@ def default_cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ipsim"
+
+
+# Measured on a 2-core machine without BLAS (see README, Speed): compile ≈ 2.5 min, then
+# sampling grows about linearly with series × draws.
+COMPILE_SECONDS = 150.0
+SAMPLE_SECONDS_PER_SERIES_DRAW = 0.0025
+
+
+def expected_fit_seconds(n_series: int, settings: dict) -> float:
+    draws = settings["chains"] * (settings["draws"] + settings["tune"]) / max(1, min(settings["chains"], 2))
+    return COMPILE_SECONDS + SAMPLE_SECONDS_PER_SERIES_DRAW * n_series * draws
 
 
 class HierarchicalGrowth(Forecaster):
@@ -144,10 +176,23 @@ class HierarchicalGrowth(Forecaster):
                 depth[s] += 1
                 p = parent[p]
         brk = np.array([i.census_break is not None for i in panel.series])
-        return dict(S=S, K=K, Y=Y, T=T, SD=SD, M=M, tref=tref, center=center, codes=codes, fams=fams, kinds=kinds,
-                    kind_of_fam=kind_of_fam, kind_mean=kind_mean,
+        # Readings on the old population basis: a per-10k figure of the census year was
+        # published before the census results (so it is old-basis too); a population
+        # figure of the census year is the census count itself.
+        old_until = np.array([(float(i.census_break) + (0.5 if i.kind == "ratio" else -0.5))
+                              if i.census_break is not None else -np.inf for i in panel.series])
+        # a per-10k series moves at the census by minus its place's population shift
+        pop_of = np.array([keys.index(f"{i.jurisdiction}:population")
+                           if (i.census_break is not None and i.kind == "ratio"
+                               and f"{i.jurisdiction}:population" in keys
+                               and panel.info(f"{i.jurisdiction}:population").census_break is not None) else -1
+                           for i in panel.series])
+        # the first reading anchors the integrated growth deviation (see build_model)
+        t1 = np.where(M.any(1), T[:, 0], tref)
+        return dict(S=S, K=K, Y=Y, T=T, SD=SD, M=M, tref=tref, t1=t1, center=center, codes=codes, fams=fams,
+                    kinds=kinds, kind_of_fam=kind_of_fam, kind_mean=kind_mean,
                     code_of=code_of, fam_of_code=fam_of_code, fam_mean=fam_mean, parent=parent, depth=depth,
-                    brk=brk, group=panel.groups())
+                    brk=brk, old_until=old_until, pop_of=pop_of, group=panel.groups())
 
     def build_model(self, panel: Panel):
         import pymc as pm
@@ -190,47 +235,81 @@ class HierarchicalGrowth(Forecaster):
             nb = int(A["brk"].sum())
             delta = pt.zeros(S)
             if nb:
-                d_raw = pm.Normal("census_shift", 0, 0.2, shape=nb)
-                delta = pt.set_subtensor(delta[np.where(A["brk"])[0]], d_raw)
-            sigma_g = pm.HalfNormal("sigma_g", sigma=np.array([0.2, 0.1, 0.1, 0.1]), dims="group")
-            rho = pm.Beta("rho", 8.0, 2.0)
+                # census shift: N(0, 0.2²) for a population series or a per-10k series
+                # whose place has no population series; otherwise minus the place's
+                # population shift, give or take 0.05 (other denominators, rounding)
+                brk_idx = np.where(A["brk"])[0]
+                d_raw = pm.Normal("census_shift_raw", 0, 1, shape=nb)
+                linked = A["pop_of"][brk_idx] >= 0
+                delta = pt.set_subtensor(delta[brk_idx], 0.2 * d_raw)
+                if linked.any():
+                    li = brk_idx[linked]
+                    delta = pt.set_subtensor(delta[li], -delta[A["pop_of"][li]] + 0.05 * d_raw[linked])
+                pm.Deterministic("census_shift", delta[brk_idx])
+            # Two deviations from the trend, both per group g:
+            #  * growth deviations g_i(t), an Ornstein-Uhlenbeck process (AR(1) in
+            #    continuous time, persistence phi_g a year, stationary sd s_g) whose
+            #    integral x_i(t) moves the level: a year of fast growth raises every later
+            #    year, so uncertainty accumulates with the horizon (local linear trend);
+            #  * level deviations u_i(t), AR(1) with persistence rho and sd sigma_g:
+            #    short-lived departures (a reporting change, a one-off rush) that revert.
+            sigma_g = pm.HalfNormal("sigma_g", sigma=np.array([0.2, 0.1, 0.1, 0.1, 0.1]), dims="group")
+            rho = pm.Beta("rho", 2.0, 2.0)
+            s_grow = pm.HalfNormal("s_growth", sigma=np.array([0.1, 0.05, 0.1, 0.1, 0.1]), dims="group")
+            phi_grow = pm.Beta("phi_growth", 5.0, 2.0, dims="group")
             sg = sigma_g[A["group"]]
             vstat = sg ** 2 / (1 - rho ** 2)
+            s2 = s_grow[A["group"]] ** 2
+            theta = -pt.log(phi_grow[A["group"]])
 
             # The level offset a_i ~ N(0, A_SD²) around the series' mean reading is
-            # integrated out analytically for series with readings: a 2-state Kalman
-            # filter (a_i, u_i) per series, unrolled over reading positions and
-            # vectorised over series.  Sampling a_i instead creates a funnel with the
-            # deviation scale (one reading cannot tell level from deviation) and
-            # mixed badly; a dense batched Cholesky was ~50x slower.
+            # integrated out analytically for series with readings: a Kalman filter per
+            # series on the state (level L = a + x, growth deviation g, level deviation
+            # u), unrolled over reading positions and vectorised over series.  Sampling
+            # a_i instead creates a funnel with the deviation scales (one reading cannot
+            # tell level from deviation) and mixed badly; a dense batched Cholesky was
+            # ~50x slower.  The transition over dt years is the exact one of the
+            # continuous-time processes, so part-year readings need no special case.
             T, M, Y, SDv = A["T"], A["M"], A["Y"], A["SD"]
-            shift_pts = (pt.switch(T <= BREAK_YEAR + 1e-9, delta[:, None], 0.0) if nb else 0.0)
+            shift_pts = (pt.switch(T <= A["old_until"][:, None], delta[:, None], 0.0) if nb else 0.0)
             base = A["center"][:, None] + mu[:, None] * (T - A["tref"][:, None]) - shift_pts
             dts = np.where(M, np.diff(T, axis=1, prepend=T[:, :1]), 0.0)
 
-            def step(on, dt_k, y_k, sd_k, base_k, m_a, m_u, Paa, Pau, Puu, ll, rho, vstat):
+            def step(on, dt_k, y_k, sd_k, base_k, mL, mg, mu_, PLL, PLg, Pgg, PLu, Pgu, Puu, ll,
+                     rho, vstat, s2, theta):
+                e = pt.exp(-theta * dt_k)
+                em1 = pt.expm1(-theta * dt_k)
+                c = -em1 / theta                       # ∫ e^{-θs} ds over the step
                 phi = rho ** dt_k
-                m_u = phi * m_u
-                Pau = phi * Pau
-                Puu = phi ** 2 * Puu + vstat * (1 - phi ** 2)
-                F = Paa + 2 * Pau + Puu + sd_k ** 2
-                v = y_k - base_k - m_a - m_u
+                qLL = s2 * (2 * (theta * dt_k + em1) / theta ** 2 - c ** 2)
+                qLg = s2 * c * (1 - e)
+                qgg = s2 * (1 - e ** 2)
+                mL, mg, mu_ = mL + c * mg, e * mg, phi * mu_
+                PLL, PLg, Pgg, PLu, Pgu, Puu = (PLL + 2 * c * PLg + c ** 2 * Pgg + qLL, e * (PLg + c * Pgg) + qLg,
+                                                e ** 2 * Pgg + qgg, phi * (PLu + c * Pgu), e * phi * Pgu,
+                                                phi ** 2 * Puu + vstat * (1 - phi ** 2))
+                F = PLL + 2 * PLu + Puu + sd_k ** 2
+                v = y_k - base_k - mL - mu_
                 ll = ll + on * (-0.5 * (np.log(2 * np.pi) + pt.log(F) + v ** 2 / F))
-                ka, ku = on * (Paa + Pau) / F, on * (Pau + Puu) / F
-                return (m_a + ka * v, m_u + ku * v, Paa - ka * ka * F, Pau - ka * ku * F, Puu - ku * ku * F, ll)
+                kL, kg, ku = on * (PLL + PLu) / F, on * (PLg + Pgu) / F, on * (PLu + Puu) / F
+                return (mL + kL * v, mg + kg * v, mu_ + ku * v,
+                        PLL - kL * kL * F, PLg - kL * kg * F, Pgg - kg * kg * F,
+                        PLu - kL * ku * F, Pgu - kg * ku * F, Puu - ku * ku * F, ll)
 
             # A scan keeps the graph one step long (the unrolled filter took minutes to
             # compile).  One masked dummy column keeps every state vector of length ≥ 2:
             # with a single series PyTensor would treat length-1 states as broadcastable.
             pad = lambda a, v=0.0: np.concatenate([a, np.full((a.shape[0], 1), v)], axis=1)  # noqa: E731
-            vst = pt.concatenate([vstat, pt.ones(1)])
+            one = pt.ones(1)
+            vst, s2p, thp = pt.concatenate([vstat, one]), pt.concatenate([s2, one]), pt.concatenate([theta, one])
+            zero = pt.zeros(S + 1)
             outs = pytensor.scan(step, sequences=[pt.as_tensor(pad(M.T.astype(float))), pt.as_tensor(pad(dts.T)),
                                                   pt.as_tensor(pad(Y.T)), pt.as_tensor(pad(SDv.T, 1.0)),
                                                   pt.concatenate([base.T, pt.zeros((K, 1))], axis=1)],
-                                 outputs_info=[pt.zeros(S + 1), pt.zeros(S + 1), pt.as_tensor(np.full(S + 1, A_SD ** 2)),
-                                               pt.zeros(S + 1), vst, pt.zeros(S + 1)],
-                                 non_sequences=[rho, vst], return_updates=False)
-            m_a, ll = outs[0][-1][:S], outs[5][-1][:S]
+                                 outputs_info=[zero, zero, zero, pt.as_tensor(np.full(S + 1, A_SD ** 2)), zero, s2p,
+                                               zero, zero, vst, zero],
+                                 non_sequences=[rho, vst, s2p, thp], return_updates=False)
+            m_a, ll = outs[0][-1][:S], outs[9][-1][:S]
             pm.Potential("readings", pt.sum(ll))
             # series seen only through totals or lower bounds carry an explicit level
             free = np.where(~M.any(1))[0]
@@ -247,7 +326,7 @@ class HierarchicalGrowth(Forecaster):
                 yrs = sums.y0.to_numpy()[:, None] + np.arange(ymax)[None, :]
                 valid = yrs <= sums.y1.to_numpy()[:, None]
                 lev = (a[s_idx][:, None] + mu[s_idx][:, None] * (yrs - A["tref"][s_idx][:, None])
-                       - (pt.switch(yrs <= BREAK_YEAR + 1e-9, delta[s_idx][:, None], 0.0) if nb else 0.0))
+                       - (pt.switch(yrs <= A["old_until"][s_idx][:, None], delta[s_idx][:, None], 0.0) if nb else 0.0))
                 lev = pt.where(valid, lev, -np.inf)
                 zsum = pt.logsumexp(lev, axis=1)
                 sd = pt.sqrt(sums.sd.to_numpy() ** 2 + vstat[s_idx] / valid.sum(1))
@@ -264,7 +343,7 @@ class HierarchicalGrowth(Forecaster):
                         m_k = pt.logsumexp(lev)
                         v_k = vstat[s] / len(yrs)
                     else:
-                        m_k = a[s] + mu[s] * (r.t - A["tref"][s]) - (delta[s] if nb and r.t <= BREAK_YEAR and A["brk"][s] else 0.0)
+                        m_k = a[s] + mu[s] * (r.t - A["tref"][s]) - (delta[s] if nb and r.t <= A["old_until"][s] else 0.0)
                         v_k = vstat[s]
                     sd = pt.sqrt(r.sd ** 2 + v_k)
                     terms.append(pm.logccdf(pm.Normal.dist(m_k, sd), r.z))
@@ -289,7 +368,7 @@ class HierarchicalGrowth(Forecaster):
         # the code that turns them into a model
         for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model):
             h.update(inspect.getsource(fn).encode())
-        h.update(repr((BREAK_YEAR, MAX_POINTS, A_SD)).encode())
+        h.update(repr((MAX_POINTS, A_SD)).encode())
         A = A if A is not None else self._arrays(panel)
         h.update(repr((A["fams"], A["fam_of_code"].tolist(), A["fam_mean"].tolist(), A["parent"].tolist(),
                        A["group"].tolist())).encode())
@@ -324,7 +403,9 @@ class HierarchicalGrowth(Forecaster):
                 self._posterior = ds.load()
         return self._posterior
 
-    def fit(self, panel: Panel, progressbar: bool = False) -> "HierarchicalGrowth":
+    def fit(self, panel: Panel, progressbar: bool = False, progress=None) -> "HierarchicalGrowth":
+        """Sample the posterior, or load it from the cache.  ``progress(text, transient)``
+        receives a stage / share done / ETA line while a fit runs (see models.progress)."""
         self.panel = panel
         self._A = self._arrays(panel)
         key = self.cache_key(panel, self._A)
@@ -332,27 +413,65 @@ class HierarchicalGrowth(Forecaster):
         self.from_cache = False
         self._diag = None
         if self.use_cache and self.cache_path.exists():
-            self.idata = None
-            self.from_cache = True
-            if not self._load_diagnostics():
-                self._save_diagnostics()   # a cache written before diagnostics were kept
-            return self
-        import pymc as pm  # only when sampling: importing PyMC costs seconds on a warm run
+            problem = self._cache_problem()
+            if problem is None:
+                self.idata = None
+                self.from_cache = True
+                if not self._load_diagnostics():
+                    self._save_diagnostics()   # a cache written before diagnostics were kept
+                return self
+            # a truncated file, another version's file, an unreadable one: discard, refit
+            warn(f"warning: cached posterior {self.cache_path.name} is damaged ({problem}); "
+                 "discarding it and fitting again")
+            for p in (self.cache_path, self._diag_path()):
+                p.unlink(missing_ok=True)
+        import contextlib
 
+        from .progress import FitProgress
         from .quiet import quiet_sampling
 
-        with quiet_sampling():   # PyTensor's BLAS notice, ArviZ's FutureWarning: not for a planner
-            model = self.build_model(panel)
         st = self.settings
-        with model, quiet_sampling():
-            idata = pm.sample(draws=st["draws"], tune=st["tune"], chains=st["chains"], cores=min(st["chains"], 2),
-                              target_accept=st["target_accept"], random_seed=st["seed"], progressbar=progressbar,
-                              compute_convergence_checks=False, idata_kwargs={"log_likelihood": False})
+        emit = progress or (lambda text, transient: None)
+        tracker = FitProgress(f"fitting {len(panel.series)} series", st["chains"] * (st["draws"] + st["tune"]), emit)
+        with (tracker if progress else contextlib.nullcontext(tracker)):
+            emit(f"first fit of these {len(panel.series)} series takes about "
+                 f"{expected_fit_seconds(len(panel.series), st) / 60:.0f} min; later runs reuse it "
+                 f"({self.cache_dir})", False)
+            tracker.set_stage("compiling")
+            import pymc as pm  # only when sampling: importing PyMC costs seconds on a warm run
+
+            with quiet_sampling():   # PyTensor's BLAS notice, ArviZ's FutureWarning: not for a planner
+                model = self.build_model(panel)
+            with model, quiet_sampling():
+                idata = pm.sample(draws=st["draws"], tune=st["tune"], chains=st["chains"],
+                                  cores=min(st["chains"], 2), target_accept=st["target_accept"],
+                                  random_seed=st["seed"], progressbar=progressbar,
+                                  callback=tracker.on_draw if progress else None,
+                                  compute_convergence_checks=False, idata_kwargs={"log_likelihood": False})
         self.idata = idata
         if self.use_cache:
             self.save(self.cache_path)
             self._save_diagnostics()
         return self
+
+    def _cache_problem(self) -> str | None:
+        """Why the cached posterior cannot serve this panel, or None: it must open, hold
+        the model's variables with this panel's series and a full set of draws."""
+        try:
+            with xr.open_dataset(self.cache_path, group="posterior", engine="h5netcdf") as ds:
+                for var in ("mu_series", "rho", "sigma_g", "s_growth", "phi_growth"):
+                    if var not in ds:
+                        return f"no variable {var}"
+                if list(ds["mu_series"].coords["series"].values) != self.panel.keys:
+                    return "series differ from the data"
+                st = self.settings
+                if ds.sizes.get("chain") != st["chains"] or ds.sizes.get("draw") != st["draws"]:
+                    return "draws differ from the settings"
+                if not np.isfinite(ds["mu_series"].values).all():
+                    return "non-finite draws"
+        except Exception as exc:  # noqa: BLE001 — h5netcdf/HDF5 raise many kinds on a bad file
+            return f"unreadable: {type(exc).__name__}"
+        return None
 
     # Diagnostics are computed once per fit and kept beside the posterior: ArviZ's
     # summary over every parameter takes seconds, which a warm re-run should not pay.
@@ -371,7 +490,10 @@ class HierarchicalGrowth(Forecaster):
         path = self._diag_path()
         if not path.exists():
             return False
-        doc = json.loads(path.read_text())
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return False                    # damaged: recomputed from the posterior
         summ = pd.DataFrame(**doc["summary"])
         summ.attrs["divergences"] = doc["divergences"]
         per = pd.DataFrame(**doc["series"])
@@ -413,7 +535,7 @@ class HierarchicalGrowth(Forecaster):
 
         names = [v for v in ("mu_series", "a_free", "mu_code", "mu_family", "mu_kind", "tau_family", "tau_code",
                              "tau_series", "tau_tie",
-                             "sigma_g", "rho", "census_shift") if v in self.idata.posterior]
+                             "sigma_g", "rho", "s_growth", "phi_growth", "census_shift") if v in self.idata.posterior]
         summ = az.summary(self.idata, var_names=names, kind="diagnostics")
         summ.attrs["divergences"] = int(self.idata.sample_stats["diverging"].sum())
         return summ
@@ -478,6 +600,8 @@ class HierarchicalGrowth(Forecaster):
         mu_u = post["mu_series"].values[sidx][:, uniq].T      # (U, S)
         rho_u = post["rho"].values[uniq]                      # (U,)
         sg = post["sigma_g"].values[A["group"][sidx]][:, uniq].T
+        s2_u = (post["s_growth"].values[A["group"][sidx]][:, uniq].T) ** 2
+        th_u = -np.log(post["phi_growth"].values[A["group"][sidx]][:, uniq].T)
         dl_u = np.zeros((len(uniq), len(sidx)))
         if "census_shift" in post:
             full = np.zeros((len(A["brk"]), n_post))
@@ -493,7 +617,7 @@ class HierarchicalGrowth(Forecaster):
         pa = np.where(has_pts, A_SD ** 2, 0.0)          # integrated-out level variance
         v_u = sg ** 2 / (1 - rho_u[:, None] ** 2)
         T, Y, SD, M = A["T"][sidx], A["Y"][sidx], A["SD"][sidx], A["M"][sidx]
-        center, tref = A["center"][sidx], A["tref"][sidx]
+        center, tref, t1, old_until = A["center"][sidx], A["tref"][sidx], A["t1"][sidx], A["old_until"][sidx]
         G = len(years)
         # one random stream per series: a series' paths do not depend on which other
         # series are drawn in the same call
@@ -502,32 +626,31 @@ class HierarchicalGrowth(Forecaster):
             eps[:, j, :] = np.random.default_rng([seed, stable_seed(key)]).standard_normal((draws, G))
 
         def base(t, cols):  # (U, s, n) mean of z at times t (s, n) before conditioning
-            shift = np.where(t[None] <= BREAK_YEAR + 1e-9, dl_u[:, cols, None], 0.0)
+            shift = np.where(t[None] <= old_until[cols][None, :, None], dl_u[:, cols, None], 0.0)
             return (center[cols][None, :, None] + off_u[:, cols, None]
                     + mu_u[:, cols, None] * (t[None] - tref[cols][None, :, None]) - shift)
 
         n_pts = M.sum(1)
         z = np.empty((draws, len(sidx), G))
         Tg = np.broadcast_to(years, (len(sidx), G))
-        Kgg_t = np.abs(years[:, None] - years[None, :])
         for n in np.unique(n_pts):
             cols = np.where(n_pts == n)[0]
             chunk = max(1, 20000 // max(1, len(cols) * max(1, n)))
             for lo in range(0, len(uniq), chunk):
                 u = slice(lo, min(len(uniq), lo + chunk))
-                lr = np.log(rho_u[u])[:, None, None, None]   # rho**lag as exp(lag·log rho): faster
-                v = v_u[u][:, cols, None, None]
-                P = pa[cols][None, :, None, None]
-                Kgg = P + v * np.exp(lr * Kgg_t[None, None])
+                par = dict(pa=pa[cols][None, :, None, None], v=v_u[u][:, cols, None, None],
+                           lr=np.log(rho_u[u])[:, None, None, None], s2=s2_u[u][:, cols, None, None],
+                           th=th_u[u][:, cols, None, None], t1=t1[cols][None, :, None, None])
+                Kgg = deviation_cov(Tg[cols][None, :, :, None], Tg[cols][None, :, None, :], **par)
                 bg = base(Tg[cols], cols)[u]
                 if n == 0:
                     cmean, ccov = 0.0, Kgg
                 else:
                     Tn, Yn, SDn = T[cols, :n], Y[cols, :n], SD[cols, :n]
                     r = Yn[None] - base(Tn, cols)[u]
-                    Koo = P + v * np.exp(lr * np.abs(Tn[:, :, None] - Tn[:, None, :])[None])
+                    Koo = deviation_cov(Tn[None, :, :, None], Tn[None, :, None, :], **par)
                     Koo = Koo + np.eye(n)[None, None] * (SDn ** 2)[None, :, :, None]
-                    Kgo = P + v * np.exp(lr * np.abs(years[None, :, None] - Tn[:, None, :])[None])
+                    Kgo = deviation_cov(Tg[cols][None, :, :, None], Tn[None, :, None, :], **par)
                     sol = np.linalg.solve(Koo, np.concatenate([r[..., None], np.swapaxes(Kgo, -1, -2)], axis=-1))
                     cmean = np.einsum("dsgk,dsk->dsg", Kgo, sol[..., 0])
                     ccov = Kgg - np.einsum("dsgk,dskh->dsgh", Kgo, sol[..., 1:])
@@ -537,4 +660,27 @@ class HierarchicalGrowth(Forecaster):
                 rows = np.where((inv >= u.start) & (inv < u.stop))[0]
                 k = inv[rows] - u.start
                 z[rows[:, None], cols[None, :]] = mean_u[k] + np.einsum("dsgh,dsh->dsg", L[k], eps[rows][:, cols])
-        return self._wrap(z, keys, years.astype(int))
+        return self._wrap(z, keys, years.astype(int), seed)
+
+
+def integrated_ou_cov(a, b, theta):
+    r"""Cov(x(a), x(b)) of :math:`x(t)=\int_0^t g` for a stationary OU process g of unit
+    variance and rate θ, with signed offsets a, b from the anchor (x = 0 there):
+
+    same side: (2θ·min(|a|,|b|) − 1 + e^{−θ|a|} + e^{−θ|b|} − e^{−θ||a|−|b||}) / θ²;
+    opposite sides: −(1 − e^{−θ|a|})(1 − e^{−θ|b|}) / θ².  Written with expm1 so a
+    slow rate (θ → 0, a random-walk growth) loses no precision."""
+    A, B = np.abs(a), np.abs(b)
+    same = (2 * theta * np.minimum(A, B) + np.expm1(-theta * A) + np.expm1(-theta * B)
+            - np.expm1(-theta * np.abs(A - B))) / theta ** 2
+    opp = -np.expm1(-theta * A) * np.expm1(-theta * B) / theta ** 2
+    return np.where(a * b >= 0, same, opp)
+
+
+def deviation_cov(ta, tb, *, pa, v, lr, s2, th, t1):
+    """Prior covariance of a series' deviations from its trend line at times ta, tb:
+    level offset (variance pa) + AR(1) level deviation (variance v, ρ^|Δt|) +
+    integrated growth deviation anchored at the first reading t1 — the same process
+    the Kalman filter in :meth:`HierarchicalGrowth.build_model` runs, so forecasts
+    condition on the readings exactly as the likelihood saw them."""
+    return pa + v * np.exp(lr * np.abs(ta - tb)) + s2 * integrated_ou_cov(ta - t1, tb - t1, th)

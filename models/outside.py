@@ -195,8 +195,12 @@ class OutsideView:
                         self.posterior = ds.load()
                     self.from_cache = True
                     return self
-                except (OSError, ValueError, KeyError):
-                    path.unlink(missing_ok=True)   # a damaged cache entry: refit
+                except Exception as exc:  # noqa: BLE001 — a damaged cache entry: say so, refit
+                    import sys
+
+                    print(f"warning: cached reference-class posterior {path.name} is damaged "
+                          f"({type(exc).__name__}); discarding it and fitting again", file=sys.stderr)
+                    path.unlink(missing_ok=True)
         import pymc as pm
 
         from models.quiet import quiet_sampling

@@ -11,9 +11,12 @@ import pandas as pd
 from .panel import Panel
 
 
-def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: float = 0.7, sigma: float = 0.04):
+def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: float = 0.5, sigma: float = 0.03,
+                    growth_sd: float = 0.03, growth_phi: float = 0.7):
     """``n_codes × n_places`` stock series, 1–8 readings each (2015–2022), from the
-    model's own structure: code growth means, place deviations, AR(1) deviations.
+    model's own structure: code growth means, place deviations, AR(1) level deviations
+    and AR(1) growth deviations (stationary sd ``growth_sd``, persistence
+    ``growth_phi``) whose running sum moves the level.
 
     Returns (panel, true series growth means {key: mu}, held-out points [(key, year, value)]
     for 2023–2025)."""
@@ -34,9 +37,14 @@ def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: flo
             a = rng.normal(6, 1)
             u = np.zeros(len(years))
             u[0] = rng.normal(0, sigma / np.sqrt(1 - rho ** 2))
+            g = np.zeros(len(years))
+            g[0] = rng.normal(0, growth_sd)
             for k in range(1, len(years)):
-                u[k] = rho * u[k - 1] + (rng if years[k] <= 2024 else future).normal(0, sigma)
-            z = a + mu * (years - 2017) + u
+                src = rng if years[k] <= 2024 else future
+                u[k] = rho * u[k - 1] + src.normal(0, sigma)
+                g[k] = growth_phi * g[k - 1] + src.normal(0, growth_sd * np.sqrt(1 - growth_phi ** 2))
+            x = np.cumsum(g) - np.cumsum(g)[7]   # integrated growth deviation, 0 in 2017
+            z = a + mu * (years - 2017) + x + u
             n = int(rng.integers(1, 9))
             obs_years = np.sort(rng.choice(np.arange(2015, 2023), size=n, replace=False))
             for y in obs_years:

@@ -35,24 +35,35 @@ def inverse(z, kind: str, bounds=None):
 
 
 def group_of(kind: str) -> str:
-    """Process-noise group: series of one group share a deviation scale."""
+    """Process-noise group: series of one group share their deviation scales.  Shares
+    (percent) and survey scores move differently — a share of GDP creeps, a
+    satisfaction score jumps with a survey's redesign — so each has its own."""
     return {"flow": "flow", "stock": "stock", "ratio": "stock", "count": "count",
-            "percent": "bounded", "score": "bounded"}[kind]
+            "percent": "percent", "score": "score"}[kind]
 
 
-GROUPS = ["flow", "stock", "count", "bounded"]
+GROUPS = ["flow", "stock", "count", "percent", "score"]
 
 
 def finish_paths(x: np.ndarray, kind: str, monotone: bool, floor_value: float | None = None,
-                 start: int = 0) -> np.ndarray:
+                 start: int = 0, rng: np.random.Generator | None = None) -> np.ndarray:
     """Natural-scale paths (…, year): integers for counts, running totals never fall.
 
     From year index ``start`` (the last observed year) on, a running total may not
     fall below ``floor_value`` (what has already been counted) nor below any earlier
     year of the same path; before ``start`` (a back-cast), no year may exceed a later one.
+
+    Counts, given ``rng``, are drawn as counts: the model's path is the *expected*
+    number, and units arrive as a Poisson process — a running count is its last
+    reading plus Poisson new units with mean the path's rise since that reading
+    (never negative); any other count is Poisson around the path.  Rounding the path instead
+    turned a list of 0 (modelled as 0.5, the continuity correction) into 1 on every
+    upward draw: "新增 ≥ 1 from 0" got P ≈ 0.5–0.84 by artefact.
     """
     x = np.array(x, dtype=float)
-    if kind == "count":
+    if kind == "count" and rng is not None:
+        x = _count_process(x, monotone, floor_value, start, rng)
+    elif kind == "count":
         x = np.maximum(np.rint(x), 0)
     if monotone:
         tail = x[..., start:]
@@ -65,6 +76,21 @@ def finish_paths(x: np.ndarray, kind: str, monotone: bool, floor_value: float | 
         head = x[..., : start + 1]
         x[..., : start + 1] = np.minimum.accumulate(head[..., ::-1], axis=-1)[..., ::-1]
     return x
+
+
+def _count_process(x, monotone, floor_value, start, rng):
+    x = np.maximum(x, 0.0)
+    if not monotone:
+        return rng.poisson(x).astype(float)
+    out = np.maximum(np.rint(x), 0)          # back-cast years: rounded, then the head rule
+    n0 = float(floor_value) if floor_value is not None else np.rint(x[..., start])
+    n0 = np.broadcast_to(n0, x.shape[:-1])
+    # expected new units: the path's rise above its own value at the last reading (not
+    # above the reading: a 0 sits at 0.5 on the path, and that half is no unit)
+    lam = np.maximum.accumulate(np.maximum(x[..., start:] - x[..., start:start + 1], 0.0), axis=-1)
+    inc = np.diff(lam, axis=-1, prepend=0.0)
+    out[..., start:] = n0[..., None] + np.cumsum(rng.poisson(inc), axis=-1)
+    return out
 
 
 def apply_floors(x: np.ndarray, years, floors, monotone: bool) -> np.ndarray:

@@ -25,6 +25,15 @@ DATA_FILES = click.option("--data", "data_files", multiple=True, type=click.Path
                           help="An observation file of your own, CSV or XLSX (repeatable).")
 
 
+WIDE = click.option("--wide", is_flag=True, help="Show every column (tables are fitted to 100 columns otherwise).")
+
+
+def _summary_text(probs, lang, wide):
+    zh = lang == "zh"
+    return fit_table(summary_table(probs, lang), name_col=L.col("name", lang), wide=wide, lang=lang,
+                     drop_order=["依据" if zh else "basis", "可能性" if zh else "likelihood"])
+
+
 def SCENARIO_RUN(f):
     """Options shared by commands that run one scenario for one plan (rank, inverse)."""
     for opt in reversed([click.option("--scenario", default="baseline", show_default=True),
@@ -32,6 +41,9 @@ def SCENARIO_RUN(f):
                          click.option("--seed", type=int, default=None), PLAN_FILES, DATA_FILES, LANG]):
         f = opt(f)
     return f
+
+
+from .terminal import fit_table  # noqa: E402 — after the option helpers it is used beside
 
 
 def load_registry(plan_files=(), data_files=()) -> Registry:
@@ -77,8 +89,9 @@ def plans_table(reg: Registry, lang: str = "zh") -> pd.DataFrame:
 @PLAN_FILES
 @DATA_FILES
 @LANG
+@WIDE
 @click.pass_context
-def plans_show(ctx, plan_id, plan_files, data_files, lang):
+def plans_show(ctx, plan_id, plan_files, data_files, lang, wide):
     """Indicator table of one plan: baseline, target, measure, interpretation."""
     parent = ctx.obj or {}
     reg = load_registry(plan_files or parent.get("plan_files", ()), data_files or parent.get("data_files", ()))
@@ -86,7 +99,8 @@ def plans_show(ctx, plan_id, plan_files, data_files, lang):
     plan = reg.plan(plan_id)
     click.echo(f"{plan.id}  {L.name(plan, lang)}  ({plan.period[0]}–{plan.period[1]}, "
                f"{'基期' if lang == 'zh' else 'baseline'} {plan.baseline_year})")
-    click.echo(plan_table(reg, plan, lang).to_string(index=False))
+    click.echo(fit_table(plan_table(reg, plan, lang), name_col=L.col("name", lang), wide=wide, lang=lang,
+                         drop_order=[L.col(c, lang) for c in ("interpretation", "attribute", "unit", "indicator")]))
 
 
 def plan_table(reg: Registry, plan, lang: str = "zh") -> pd.DataFrame:
@@ -149,9 +163,26 @@ def results_root() -> Path:
     return Path.cwd() / "results"
 
 
+_STATE = {"quiet": False}
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr (warnings and errors still).")
+
+
 def _say(msg):
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and not _STATE["quiet"]:
         click.echo(f"… {msg}", err=True)
+
+
+def _fit_progress(text, transient):
+    """A fit's progress: one rewritten line on a terminal; without a terminal (a log, CI)
+    one line per stage; nothing with --quiet."""
+    if _STATE["quiet"]:
+        return
+    if sys.stderr.isatty():
+        end = "\n" if (not transient and "done in" in text) else ""   # the last line stays
+        sys.stderr.write("\r" + text.ljust(60) + end)
+        sys.stderr.flush()
+    elif not transient:
+        click.echo(text, err=True)
 
 
 def _scenario_path(name_or_path, reg) -> Path:
@@ -179,13 +210,14 @@ def _scenario_path(name_or_path, reg) -> Path:
 @PLAN_FILES
 @click.option("--as-of", type=int, default=None, help="Use observations up to this year only.")
 @click.option("--model", default="hierarchical", show_default=True)
-def fit_cmd(data_files, plan_files, as_of, model):
+@QUIET
+def fit_cmd(data_files, plan_files, as_of, model, quiet):
     """Fit (or load from cache) the model on all observed series; print diagnostics."""
     from .engine import diagnostics_of, fit_model
 
+    _STATE["quiet"] = quiet
     reg = load_registry(plan_files, data_files)
-    _say("fitting (first time: compiling the model takes a minute or two) …")
-    fc, panel = fit_model(reg, as_of, model)
+    fc, panel = fit_model(reg, as_of, model, fit_progress=_fit_progress)
     if hasattr(fc, "series_diagnostics"):
         per = fc.series_diagnostics().join(pd.Series({i.key: i.basis for i in panel.series}, name="basis"))
         per["n_years"] = [panel.info(k).n_years for k in per.index]
@@ -213,7 +245,8 @@ def _run(scenarios, plan_ids, draws, seed, plan_files, data_files):
         loaded.append(sc)
     for pid in plan_ids:
         reg.plan(pid)
-    results = [run_scenario(sc, reg, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say)
+    results = [run_scenario(sc, reg, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say,
+                            fit_progress=_fit_progress)
                for sc in loaded]
     return reg, loaded, results
 
@@ -259,10 +292,13 @@ def summary_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
 @PLAN_FILES
 @DATA_FILES
 @LANG
-def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data_files, lang):
+@WIDE
+@QUIET
+def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data_files, lang, wide, quiet):
     """Run SCENARIO files (or shipped names) and write a new results/ directory."""
     from .results import write_run
 
+    _STATE["quiet"] = quiet
     reg, loaded, results = _run(scenarios, plan_ids, draws, seed, plan_files, data_files)
     label = "+".join(sc.name for sc in loaded)
     run_dir = write_run(results, reg, Path(out_root) if out_root else results_root(), label,
@@ -276,15 +312,16 @@ def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data
             if not s.evaluable:
                 click.echo(f"\n== {pid}  " + ("没有可评估的目标：缺少本地数据（ipsim data template " + pid + "）" if lang == "zh"
                                                else f"no evaluable target: no local data (ipsim data template {pid})"))
-                click.echo(summary_table(g, lang).to_string(index=False))
+                click.echo(_summary_text(g, lang, wide))
                 continue
             click.echo(f"\n== {pid}  " + (f"预期实现 {s.expected_met:.1f}/{s.evaluable} 项, 全部实现概率 {_pct(s.p_all_met)}, "
                                            f"≥80%实现概率 {_pct(s.p_80pct_met)}" if lang == "zh" else
                                            f"expected met {s.expected_met:.1f}/{s.evaluable}, P(all) {_pct(s.p_all_met)}, "
                                            f"P(≥80%) {_pct(s.p_80pct_met)}"))
-            click.echo(summary_table(g, lang).to_string(index=False))
+            click.echo(_summary_text(g, lang, wide))
     else:
-        click.echo(compare_table(probs, lang).to_string(index=False))
+        click.echo(fit_table(compare_table(probs, lang), name_col="name_zh" if lang == "zh" else "name_en",
+                             wide=wide, lang=lang))
     click.echo(f"\nresults: {run_dir}")
     _check_convergence(results, strict)
 
@@ -302,7 +339,8 @@ def compare_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
 @cli.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @LANG
-def compare_cmd(runs, lang):
+@WIDE
+def compare_cmd(runs, lang, wide):
     """One table of P(met) side by side for the scenarios of RUN directories."""
     from .results import read_run
 
@@ -315,16 +353,24 @@ def compare_cmd(runs, lang):
             f["scenario"] = f.scenario + " @" + Path(r).name
     probs = pd.concat(frames)
     probs = probs.drop_duplicates(["plan", "indicator", "scenario"])
-    click.echo(compare_table(probs, lang).to_string(index=False))
+    click.echo(fit_table(compare_table(probs, lang), name_col="name_zh" if lang == "zh" else "name_en",
+                         wide=wide, lang=lang))
 
 
 @cli.command("rank")
 @click.argument("plan_id")
 @SCENARIO_RUN
-def rank_cmd(plan_id, scenario, draws, seed, plan_files, data_files, lang):
+@WIDE
+@QUIET
+def rank_cmd(plan_id, scenario, draws, seed, plan_files, data_files, lang, wide, quiet):
     """Risk ranking of one plan's targets for evaluators, most at risk first."""
+    _STATE["quiet"] = quiet
     reg, loaded, results = _run([scenario], [plan_id], draws, seed, plan_files, data_files)
-    click.echo(rank_table(results[0].probabilities, lang).to_string(index=False))
+    zh = lang == "zh"
+    drop = (["依据", "进度比", "近期增速", "所需增速", "可能性", "最新值", "中位预测"] if zh else
+            ["basis", "progress", "recent growth", "required growth", "likelihood", "latest", "median"])
+    click.echo(fit_table(rank_table(results[0].probabilities, lang), name_col=L.col("name", lang), wide=wide,
+                         lang=lang, drop_order=drop))
     _check_convergence(results, False)
 
 

@@ -35,10 +35,15 @@ class RunResult:
     fit_info: dict = field(default_factory=dict)
 
 
-def fit_model(reg: Registry, as_of: int | None, model: str = "hierarchical", **kw):
+def fit_model(reg: Registry, as_of: int | None, model: str = "hierarchical", fit_progress=None, **kw):
+    """Fit ``model`` on the registry's panel; ``fit_progress(text, transient)`` gets the
+    hierarchical model's progress lines (compile, sampling share, ETA)."""
     panel = Panel.from_registry(reg, as_of=as_of)
     fc = get_forecaster(model, **kw)
-    fc.fit(panel)
+    if fit_progress is not None and model == "hierarchical":
+        fc.fit(panel, progress=fit_progress)
+    else:
+        fc.fit(panel)
     return fc, panel
 
 
@@ -70,13 +75,30 @@ def observed_index(reg: Registry) -> dict:
     return index
 
 
+def _bound_deciding(reg: Registry, jur: str, ind, s, target, as_of):
+    """A published 超过 b that already meets a level target: b ≥ target for the target
+    year itself (a full-year reading), or — for a running total, which never falls —
+    at any time up to the target year.  Returns b or None."""
+    if ind.measure != "level" or ind.comparator not in (">=", ">") or target is None:
+        return None
+    obs = reg.observations
+    o = obs[(obs.jurisdiction == jur) & (obs.series == ind.series) & obs.lower_bound.astype(bool)
+            & ~obs.period.str.startswith("sum-")]
+    if as_of is not None:
+        o = o[o.year <= as_of]
+    o = o[(o.year <= ind.target_year) & (o.value >= target)] if s.monotone else \
+        o[(o.year == ind.target_year) & (o.period == "full") & (o.value >= target)]
+    return float(o.value.max()) if len(o) else None
+
+
 def _observed(reg: Registry, jur: str, code: str, as_of, index: dict | None = None) -> dict:
     vals = (index if index is not None else observed_index(reg)).get((jur, code), {})
     return {y: v for y, v in vals.items() if as_of is None or y <= as_of}
 
 
 def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed: int | None = None,
-                 plan_ids=None, forecaster=None, progress=None, outside: bool = True) -> RunResult:
+                 plan_ids=None, forecaster=None, progress=None, outside: bool = True,
+                 fit_progress=None) -> RunResult:
     """Judge every target of the scenario's plans.
 
     ``outside=True`` (the product) joins the trend model with the reference class of
@@ -87,7 +109,7 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
     say = progress or (lambda msg: None)
     if forecaster is None:
         say("fitting / loading the model …")
-        forecaster, panel = fit_model(reg, sc.as_of, sc.model)
+        forecaster, panel = fit_model(reg, sc.as_of, sc.model, fit_progress=fit_progress)
     panel = forecaster.panel
     # The year grid spans every plan in the registry, not only the selected ones, and
     # every random stream is keyed by its series or target: a target's P does not
@@ -176,6 +198,12 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_ind
         m = np.full(len(paths.draw), total)
         return (_finish_row(base, m, target, ind, None, None, "data", 0, "reported total", "data", observed),
                 None, m, judge.met(m, target, ind.comparator))
+    bound = _bound_deciding(reg, plan.jurisdiction, ind, s, target, sc.as_of)
+    if bound is not None:
+        # 超过 b with b already at the target: decided by the published figure
+        m = np.full(len(paths.draw), np.nextafter(bound, np.inf))   # 超过 b: strictly above b
+        return (_finish_row(base, m, target, ind, None, None, "data", len(observed), "published lower bound (超过)",
+                            "data", observed, s=s, by=by), None, m, judge.met(m, target, ind.comparator))
     needed = ({ind.target_year} if ind.measure == "level" else
               set(range(ind.window[0], ind.window[1] + 1)) if ind.measure == "cumulative" else
               {ind.window[1], by} if ind.measure == "increment" else {-1})

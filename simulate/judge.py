@@ -96,7 +96,7 @@ def category(p: float | None, already: bool, finished: bool = False) -> tuple[st
 def progress_ratio(baseline, latest, target, baseline_year, latest_year, target_year):
     """“时间过半、任务过半”: share of the baseline→target distance covered ÷ share of time elapsed.
     ≥ 1 means on or ahead of the straight path."""
-    if None in (baseline, latest, target, latest_year) or target == baseline or latest_year <= baseline_year:
+    if None in (baseline, latest, target, latest_year, baseline_year) or target == baseline or latest_year <= baseline_year:
         return None
     covered = (latest - baseline) / (target - baseline)
     elapsed = (latest_year - baseline_year) / (target_year - baseline_year)

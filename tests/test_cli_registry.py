@@ -83,3 +83,19 @@ def test_xlsx_with_merged_header_is_rejected(tmp_path, run_cli):
     wb.save(p)
     code, out, err = run_cli("validate", str(p))
     assert code == 2 and "merged cells" in err and "Traceback" not in err
+
+
+def test_terminal_tables_fit_100_columns_and_wide_shows_all(run_cli):
+    # issue 14 item 4: tables were up to 187 columns wide; a Han character takes two
+    from simulate.terminal import display_width
+
+    for lang in ("zh", "en"):
+        code, out, _ = run_cli("plans", "show", "suzhou-2021", "--lang", lang)
+        assert code == 0
+        lines = out.splitlines()[1:]
+        assert max(display_width(x) for x in lines) <= 100, max(display_width(x) for x in lines)
+        assert ("--wide" in lines[-1]) and len(lines) > 30
+        code, wide, _ = run_cli("plans", "show", "suzhou-2021", "--lang", lang, "--wide")
+        assert max(display_width(x) for x in wide.splitlines()[1:]) > 100
+        assert ("解读" if lang == "zh" else "interpretation") in wide.splitlines()[1]
+    assert display_width("每万人口ab") == 10

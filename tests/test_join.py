@@ -166,3 +166,26 @@ def test_posterior_cache_key_follows_what_defines_the_model(registry, monkeypatc
 
     monkeypatch.setattr(HierarchicalGrowth, "build_model", build_model)
     assert m.cache_key(panel) != key
+
+
+def test_a_published_lower_bound_that_meets_the_target_decides_it(tmp_path):
+    # issue 12 item 6: a bound never decided a target; 超过 18500 件 for a running total
+    # whose 2026 target is 18000 means the target is met, whatever the model says
+    from simulate.registry import Registry
+
+    csv = tmp_path / "wuxi.csv"
+    csv.write_text("jurisdiction,series,year,value,period,reliability,source,note,lower_bound\n"
+                   "wuxi,works_registrations_cumulative,2025,18500,end-m6,secondary,无锡日报(test),,yes\n",
+                   encoding="utf-8")
+    reg = Registry.load(ROOT, data_files=[csv])
+    sc = load_scenario(ROOT / "scenarios" / "baseline.yaml", reg)
+    fc = get_forecaster("cagr").fit(Panel.from_registry(reg))
+    p = run_scenario(sc, reg, forecaster=fc, plan_ids=["wuxi-2024"], outside=False).probabilities
+    r = p.set_index("indicator").loc["works_registrations_cumulative"]
+    assert r.p_met == 1.0 and r.decided_by == "data" and r.category_en == "achieved", r[["p_met", "decided_by"]]
+    # a bound below the target decides nothing
+    csv.write_text(csv.read_text(encoding="utf-8").replace("18500", "17000"), encoding="utf-8")
+    reg = Registry.load(ROOT, data_files=[csv])
+    p = run_scenario(sc, reg, forecaster=get_forecaster("cagr").fit(Panel.from_registry(reg)),
+                     plan_ids=["wuxi-2024"], outside=False).probabilities
+    assert p.set_index("indicator").loc["works_registrations_cumulative"].decided_by != "data"

@@ -166,3 +166,200 @@ def test_part_year_readings_floor_the_paths(registry):
     assert flow.tolist() == [[1500.0, 2000.0, 1900.0, 2100.0]]       # only that year's total
     stock = apply_floors(np.array([[350.0, 380.0, 390.0, 420.0]]), years, [(2024, 400.0, True)], True)
     assert stock.tolist() == [[350.0, 400.0, 400.0, 420.0]]          # that year end and after
+
+
+def test_kalman_filter_equals_the_dense_gaussian_the_forecasts_use():
+    """The likelihood (Kalman filter over level, growth deviation and level deviation)
+    and the forecast covariance (``deviation_cov``) are one process: at random
+    parameter values the filter's log-likelihood equals the dense multivariate normal
+    log-density of each series' readings under ``deviation_cov``.  Readings at
+    fractional times (end-m9) and up to eight per series are included."""
+    import pymc as pm
+    from scipy.stats import multivariate_normal
+
+    from models.hierarchical import A_SD, deviation_cov
+
+    panel, _, _ = synthetic_panel(seed=11, n_codes=3, n_places=3)
+    panel.points.loc[panel.points.index[::5], "t"] -= 0.25   # some part-year readings
+    panel.points.loc[panel.points.index[::3], "sd"] = 0.05
+    hg = HierarchicalGrowth(use_cache=False)
+    model = hg.build_model(panel)
+    A = hg._A
+    rng = np.random.default_rng(0)
+    ip = model.initial_point()
+    for name in ip:
+        ip[name] = ip[name] + rng.normal(0, 0.6, size=np.shape(ip[name]))
+    outs = model.replace_rvs_by_values([model.potentials[0], model["mu_series"], model["sigma_g"], model["rho"],
+                                        model["s_growth"], model["phi_growth"]])
+    f = model.compile_fn(outs, inputs=model.value_vars, point_fn=True, on_unused_input="ignore")
+    ll, mu, sig, rho, sgr, phi = f(ip)
+    dense = 0.0
+    for s in range(A["S"]):
+        m = A["M"][s]
+        t, y, sd = A["T"][s, m], A["Y"][s, m], A["SD"][s, m]
+        g = A["group"][s]
+        par = dict(pa=A_SD ** 2, v=sig[g] ** 2 / (1 - rho ** 2), lr=np.log(rho), s2=sgr[g] ** 2,
+                   th=-np.log(phi[g]), t1=A["T"][s, 0])
+        K = deviation_cov(t[:, None], t[None, :], **par) + np.diag(sd ** 2)
+        mean = A["center"][s] + mu[s] * (t - A["tref"][s])
+        dense += multivariate_normal(mean, K).logpdf(y)
+    assert np.isclose(float(ll), dense, rtol=1e-8, atol=1e-6), (float(ll), dense)
+
+
+def test_forecast_intervals_widen_with_the_horizon(shipped_fit):
+    """Growth deviations accumulate: the 80 % interval of a long national series keeps
+    widening five years out instead of levelling off at the stationary width."""
+    key = "china:copyright_industry_share"
+    x = shipped_fit.sample_posterior_predictive(range(2024, 2031), draws=2000, seed=2).sel(series=key).values
+    z = np.log(x)
+    width = np.quantile(z, 0.9, axis=0) - np.quantile(z, 0.1, axis=0)
+    assert np.all(np.diff(width[1:]) > 0), width
+    assert width[-1] > 1.5 * width[2], width
+
+
+def _obs(*rows):
+    import pandas as pd
+
+    base = dict(reliability="secondary", lower_bound=False, period="full")
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_a_lower_bound_reads_as_a_little_above_it(registry):
+    # issue 12 item 6: 超过14 became a level of ≈ 54 (prior N(bound, 2²) on the log
+    # scale); now it is a reading in [14, 15.4] and 14 floors the paths of that year
+    from models.panel import Panel
+
+    obs = _obs(dict(jurisdiction="yixing", series="invention_per10k", year=2015, value=14.0, period="end-m11",
+                    lower_bound=True))
+    panel = Panel.from_frame(obs, registry.series, registry.jurisdictions)
+    assert len(panel.censored) == 0 and len(panel.points) == 1
+    z, sd = float(panel.points.z.iloc[0]), float(panel.points.sd.iloc[0])
+    lo, hi = np.exp(z - 1.2816 * sd), np.exp(z + 1.2816 * sd)
+    assert 13.7 < lo < 14.1 and 15.2 < hi < 15.7, (lo, hi)   # [b, 1.1 b] widened by the source noise
+    assert panel.info("yixing:invention_per10k").floors == [(2015, 14.0, False)]
+    # an exact figure of the same year says more: the bound is dropped
+    obs2 = _obs(dict(jurisdiction="yixing", series="invention_per10k", year=2015, value=14.0, period="end-m11",
+                     lower_bound=True),
+                dict(jurisdiction="yixing", series="invention_per10k", year=2015, value=19.0, period="end-m11"))
+    p2 = Panel.from_frame(obs2, registry.series, registry.jurisdictions)
+    assert len(p2.points) == 1 and np.isclose(np.exp(p2.points.z.iloc[0]), 19.0)
+    # a lower bound on a multi-year total stays censored
+    obs3 = _obs(dict(jurisdiction="china", series="bank_ip_pledge_loans", year=2025, value=9000.0,
+                     period="sum-2021-2025", lower_bound=True))
+    assert len(Panel.from_frame(obs3, registry.series, registry.jurisdictions).censored) == 1
+
+
+def test_share_noise_is_set_in_points_not_as_a_relative_error(registry):
+    # issue 12 item 5: a secondary 13.04 % carried ±0.34 points of noise (0.03 on the
+    # logit scale); now 0.1 points
+    from models.panel import Panel
+
+    obs = _obs(dict(jurisdiction="china", series="patent_intensive_share", year=2023, value=13.04))
+    panel = Panel.from_frame(obs, registry.series, registry.jurisdictions)
+    p = 0.1304
+    sd_points = float(panel.points.sd.iloc[0]) * p * (1 - p) * 100
+    assert 0.09 < sd_points < 0.11, sd_points
+    # counts and amounts keep their relative noise
+    obs = _obs(dict(jurisdiction="china", series="pct_applications", year=2023, value=73812.0))
+    assert np.isclose(Panel.from_frame(obs, registry.series, registry.jurisdictions).points.sd.iloc[0], 0.03)
+
+
+def test_part_year_flow_is_dropped_when_the_year_is_known_and_corrected_for_the_year_end_rush(registry):
+    # issue 12 item 7a/b: China's pledge financing Jan–Jun 2021 annualised (2,148)
+    # sat 31 % below the full year (3,098) and entered beside it as a second reading
+    from models.panel import Panel, seasonal_slope
+
+    rows = [dict(jurisdiction="china", series="pledge_financing_registered", year=2021, value=3098.0),
+            dict(jurisdiction="china", series="pledge_financing_registered", year=2021, value=1074.0,
+                 period="m1-m6"),
+            dict(jurisdiction="china", series="pledge_financing_registered", year=2022, value=2000.0,
+                 period="m1-m6")]
+    obs = _obs(*rows)
+    beta = seasonal_slope(obs)
+    assert 0.4 < beta < 0.8, beta            # log(3098/2148)/0.5 = 0.73, shrunk towards 0
+    panel = Panel.from_frame(obs, registry.series, registry.jurisdictions)
+    pts = panel.points.sort_values("t")
+    assert len(pts) == 2                      # 2021 once (the full year), 2022 from its half year
+    assert np.isclose(np.exp(pts.z.iloc[0]), 3098.0)
+    assert np.isclose(np.exp(pts.z.iloc[1]), 4000.0 * np.exp(beta * 0.5))
+    # without any year that has both readings there is nothing to learn: plain × 12/N
+    assert seasonal_slope(_obs(rows[2])) == 0.0
+
+
+def test_per_10k_census_shift_is_tied_to_the_place_population(registry):
+    # issue 12 item 8: the per-10k shift was centred at 0 with a hard-coded break year;
+    # now it is minus the population's own shift, and the break year is the series'
+    from models.panel import Panel
+
+    obs = _obs(dict(jurisdiction="suzhou", series="population", year=2019, value=1075.0),
+               dict(jurisdiction="suzhou", series="population", year=2022, value=1291.06),
+               dict(jurisdiction="suzhou", series="invention_per10k", year=2019, value=57.0),
+               dict(jurisdiction="suzhou", series="invention_per10k", year=2022, value=70.0),
+               dict(jurisdiction="china", series="invention_per10k", year=2019, value=13.3))
+    panel = Panel.from_frame(obs, registry.series, registry.jurisdictions)
+    A = HierarchicalGrowth(use_cache=False)._arrays(panel)
+    pop, ratio, nat = (panel.index(k) for k in ("suzhou:population", "suzhou:invention_per10k",
+                                                "china:invention_per10k"))
+    assert A["pop_of"][ratio] == pop and A["pop_of"][nat] == -1 and A["pop_of"][pop] == -1
+    # the census-year per-10k figure is old-basis (published before the census); the
+    # census-year population is the census count
+    assert A["old_until"][ratio] == 2020.5 and A["old_until"][pop] == 2019.5
+
+
+def test_small_counts_behave_like_counts():
+    # issue 12 item 4: a list of 0 is modelled as 0.5 (continuity correction); rounding
+    # the path made every upward draw a 1, so "新增 ≥ 1 from 0" came out P ≈ 0.5–0.84
+    from models.transforms import finish_paths
+
+    rng = np.random.default_rng(3)
+    k = np.arange(4)
+    x = 0.5 * np.exp(0.05 * k + np.cumsum(rng.normal(0, 0.05, (4000, 4)), axis=1))  # 2023 = 0 read, then 3 years
+    old = finish_paths(x, "count", monotone=True, floor_value=0.0, start=0)
+    new = finish_paths(x, "count", monotone=True, floor_value=0.0, start=0, rng=np.random.default_rng(1))
+    assert (old[:, -1] >= 1).mean() > 0.4                 # the artefact
+    assert (new[:, -1] >= 1).mean() < 0.15                # expected 0.08 new units: rarely one
+    assert np.all(np.diff(new, axis=1) >= 0) and np.all(new == np.rint(new))
+    # a large running count keeps its expected level (Poisson noise is √n small)
+    big = 200 * np.exp(0.1 * k + rng.normal(0, 0.01, (4000, 4)))
+    b = finish_paths(big, "count", monotone=True, floor_value=200.0, start=0, rng=np.random.default_rng(2))
+    assert abs(b[:, -1].mean() - np.maximum.accumulate(big, axis=1)[:, -1].mean()) < 2.0
+    assert b[:, 0].tolist() == [200.0] * 4000
+
+
+@pytest.mark.slow
+def test_a_damaged_cached_posterior_is_discarded_and_refitted(registry, tmp_path, capsys):
+    # issue 14 item 2: a truncated posterior file ended `ipsim run` in an h5netcdf traceback
+    o = registry.observations
+    k = "wuxi:pct_applications"
+    panel = Panel.from_frame(o[(o.jurisdiction + ":" + o.series) == k], registry.series, registry.jurisdictions)
+    first = HierarchicalGrowth(cache_dir=tmp_path, draws=100, tune=100).fit(panel)
+    path = first.cache_path
+    good = path.read_bytes()
+    for damage in (good[: len(good) // 3], b"not a netCDF file"):
+        path.write_bytes(damage)
+        again = HierarchicalGrowth(cache_dir=tmp_path, draws=100, tune=100).fit(panel)
+        err = capsys.readouterr().err
+        assert "warning: cached posterior" in err and "damaged" in err and "Traceback" not in err
+        assert not again.from_cache and path.exists()
+        assert again.sample_posterior_predictive([2025], draws=50, seed=1).sel(series=k).shape == (50, 1)
+    # the refitted file serves the next run
+    assert HierarchicalGrowth(cache_dir=tmp_path, draws=100, tune=100).fit(panel).from_cache
+
+
+def test_fit_progress_reports_stage_share_and_eta():
+    # issue 14 item 4: a progress line with stage and ETA during compile and sampling
+    import time
+
+    from models.progress import FitProgress
+
+    lines = []
+    with FitProgress("fitting 3 series", total_draws=100, emit=lambda t, tr: lines.append((t, tr)), tick=0.01) as p:
+        p.set_stage("compiling")
+        time.sleep(0.05)
+        for _ in range(50):
+            p.on_draw()
+        time.sleep(0.05)
+        text = p.text()
+    assert ("fitting 3 series: compiling … 0 s", False) == lines[0]
+    assert text.startswith("fitting 3 series: sampling 50 % ETA ") and text.endswith(" s")
+    assert any(tr for _, tr in lines) and lines[-1][0].startswith("fitting 3 series: done in ")
