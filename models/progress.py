@@ -39,10 +39,13 @@ class FitProgress:
 
     def on_draw(self, *args, **kwargs):
         """pm.sample callback: one call per draw of any chain (tuning included)."""
+        started = False
         with self._lock:
             if self.stage != "sampling":
-                self.stage, self.t_sample = "sampling", time.monotonic()
+                self.stage, self.t_sample, started = "sampling", time.monotonic(), True
             self.done += 1
+        if started:   # a new stage: one line even where transient lines are not shown
+            self.emit(f"{self.label}: sampling (compiled in {self.t_sample - self.t0:.0f} s)", False)
 
     def _run(self):
         while not self._stop.wait(self.tick):

@@ -362,4 +362,5 @@ def test_fit_progress_reports_stage_share_and_eta():
         text = p.text()
     assert ("fitting 3 series: compiling … 0 s", False) == lines[0]
     assert text.startswith("fitting 3 series: sampling 50 % ETA ") and text.endswith(" s")
+    assert any(t.startswith("fitting 3 series: sampling (compiled in ") and not tr for t, tr in lines)
     assert any(tr for _, tr in lines) and lines[-1][0].startswith("fitting 3 series: done in ")
