@@ -199,14 +199,21 @@ class Panel:
             key = f"{jur}:{code}"
             if key in idx:
                 infos[idx[key]].last_value = float(g.value.iloc[-1])
-        return cls(infos, points,
-                   pd.DataFrame(sums, columns=["s", "y0", "y1", "z", "sd"]),
-                   pd.DataFrame(cens, columns=["s", "t", "y0", "y1", "z", "sd"]), as_of)
+        return cls(infos, points, _frame(sums, ["s", "y0", "y1", "z", "sd"]),
+                   _frame(cens, ["s", "t", "y0", "y1", "z", "sd"]), as_of)
 
     def groups(self) -> np.ndarray:
         from .transforms import GROUPS
 
         return np.array([GROUPS.index(group_of(s.kind)) for s in self.series])
+
+
+def _frame(rows: list, columns: list) -> pd.DataFrame:
+    """Rows as a frame; an empty one gets numeric columns (an empty object column turns
+    arithmetic on a concatenation of frames into object arithmetic)."""
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _sd(sd: float, reliability: str, info: SeriesInfo, z: float) -> float:

@@ -61,7 +61,7 @@ def test_installed_tool_works_from_an_empty_directory(installed):
     r = _ipsim(installed, "plans", "--lang", "en")
     assert r.returncode == 0, r.stderr
     assert "wuxi-2024" in r.stdout and "yixing-2024" in r.stdout
-    r = _ipsim(installed, "plans", "show", "wuxi-2024")
+    r = _ipsim(installed, "plans", "show", "wuxi-2024", "--wide")
     assert r.returncode == 0 and "每万人口高价值发明专利拥有量" in r.stdout, r.stderr
     r = _ipsim(installed, "validate")
     assert r.returncode == 0 and "reference class" in r.stdout, r.stderr
