@@ -103,10 +103,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "ipsim"
 
 
-# Measured on a 2-core machine without BLAS (see README, Speed): compile ≈ 2.5 min, then
-# sampling grows about linearly with series × draws.
-COMPILE_SECONDS = 150.0
-SAMPLE_SECONDS_PER_SERIES_DRAW = 0.0025
+# Measured on a 2-core machine without BLAS (README, Speed; hier-4, 159 series): compile ≈ 2 min,
+# then sampling 1,116 s for 2 × 2,000 draws, about linear in series × draws.
+COMPILE_SECONDS = 120.0
+SAMPLE_SECONDS_PER_SERIES_DRAW = 0.0035
 
 
 def expected_fit_seconds(n_series: int, settings: dict) -> float:

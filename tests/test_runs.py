@@ -90,8 +90,11 @@ def test_cli_run_rank_inverse_plot(run_cli, shipped_fit, tmp_path):
     assert len(pngs) >= 15 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     code, out, err = run_cli("rank", "wuxi-2024", "--draws", "3000", "--lang", "en")
     assert code == 0, err
-    lines = [l for l in out.splitlines()[1:] if l.strip()]
+    lines = [l for l in out.splitlines()[1:] if l.strip() and not l.startswith("(not shown")]
     assert len(lines) == 22
+    from simulate.terminal import display_width
+
+    assert max(display_width(line) for line in out.splitlines()) <= 100   # fitted to the terminal
     code, out, err = run_cli("inverse", "wuxi-2024", "--prob", "0.8", "--draws", "3000")
     assert code == 0 and "80%把握可达" in out
     code, out, err = run_cli("compare", str(run_dir), str(run_dir))
