@@ -82,6 +82,10 @@ def fit_table(df: pd.DataFrame, *, name_col: str | None = None, drop_order=(), w
             text = render(df)
     shorten_name(MIN_NAME)
     if dropped:
-        text += ("\n（未显示：" + "、".join(dropped) + "；--wide 显示全部列）" if lang == "zh"
-                 else "\n(not shown: " + ", ".join(dropped) + "; --wide shows every column)")
+        note = ("（未显示：" + "、".join(dropped) + "；--wide 显示全部列）" if lang == "zh"
+                else "(not shown: " + ", ".join(dropped) + "; --wide shows every column)")
+        if display_width(note) > width:   # the note itself fits too
+            note = (f"（未显示 {len(dropped)} 列；--wide 显示全部列）" if lang == "zh"
+                    else f"(not shown: {len(dropped)} columns; --wide shows every column)")
+        text += "\n" + note
     return text
