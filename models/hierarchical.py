@@ -78,14 +78,8 @@ import pandas as pd
 import xarray as xr
 
 from .base import Forecaster, stable_seed
-
-
-def warn(message: str) -> None:
-    """One line on stderr, ipsim's own (not Python's warnings machinery)."""
-    import sys
-
-    print(message, file=sys.stderr)
 from .panel import Panel
+from .quiet import warn
 from .transforms import GROUPS, LOGIT_KINDS
 
 MODEL_VERSION = "hier-4"
@@ -413,9 +407,10 @@ class HierarchicalGrowth(Forecaster):
         self.from_cache = False
         self._diag = None
         if self.use_cache and self.cache_path.exists():
-            problem = self._cache_problem()
+            posterior, problem = self._read_cached_posterior()
             if problem is None:
                 self.idata = None
+                self._posterior = posterior   # checked and loaded once: a warm run reads it once
                 self.from_cache = True
                 if not self._load_diagnostics():
                     self._save_diagnostics()   # a cache written before diagnostics were kept
@@ -454,24 +449,26 @@ class HierarchicalGrowth(Forecaster):
             self._save_diagnostics()
         return self
 
-    def _cache_problem(self) -> str | None:
-        """Why the cached posterior cannot serve this panel, or None: it must open, hold
-        the model's variables with this panel's series and a full set of draws."""
+    def _read_cached_posterior(self):
+        """(posterior group, None) if the cached posterior can serve this panel, else
+        (None, why): it must open, hold the model's variables with this panel's series
+        and a full set of finite draws."""
         try:
             with xr.open_dataset(self.cache_path, group="posterior", engine="h5netcdf") as ds:
-                for var in ("mu_series", "rho", "sigma_g", "s_growth", "phi_growth"):
-                    if var not in ds:
-                        return f"no variable {var}"
-                if list(ds["mu_series"].coords["series"].values) != self.panel.keys:
-                    return "series differ from the data"
-                st = self.settings
-                if ds.sizes.get("chain") != st["chains"] or ds.sizes.get("draw") != st["draws"]:
-                    return "draws differ from the settings"
-                if not np.isfinite(ds["mu_series"].values).all():
-                    return "non-finite draws"
+                ds = ds.load()
         except Exception as exc:  # noqa: BLE001 — h5netcdf/HDF5 raise many kinds on a bad file
-            return f"unreadable: {type(exc).__name__}"
-        return None
+            return None, f"unreadable: {type(exc).__name__}"
+        for var in ("mu_series", "rho", "sigma_g", "s_growth", "phi_growth"):
+            if var not in ds:
+                return None, f"no variable {var}"
+        if list(ds["mu_series"].coords["series"].values) != self.panel.keys:
+            return None, "series differ from the data"
+        st = self.settings
+        if ds.sizes.get("chain") != st["chains"] or ds.sizes.get("draw") != st["draws"]:
+            return None, "draws differ from the settings"
+        if not np.isfinite(ds["mu_series"].values).all():
+            return None, "non-finite draws"
+        return ds, None
 
     # Diagnostics are computed once per fit and kept beside the posterior: ArviZ's
     # summary over every parameter takes seconds, which a warm re-run should not pay.

@@ -196,10 +196,10 @@ class OutsideView:
                     self.from_cache = True
                     return self
                 except Exception as exc:  # noqa: BLE001 — a damaged cache entry: say so, refit
-                    import sys
+                    from models.quiet import warn
 
-                    print(f"warning: cached reference-class posterior {path.name} is damaged "
-                          f"({type(exc).__name__}); discarding it and fitting again", file=sys.stderr)
+                    warn(f"warning: cached reference-class posterior {path.name} is damaged "
+                         f"({type(exc).__name__}); discarding it and fitting again")
                     path.unlink(missing_ok=True)
         import pymc as pm
 

@@ -31,10 +31,9 @@ class FitProgress:
         return f"{self.label}: {self.stage} … {now - self.t0:.0f} s"
 
     def set_stage(self, stage: str):
+        """A stage before sampling (sampling starts with the first draw, see on_draw)."""
         with self._lock:
             self.stage = stage
-            if stage == "sampling":
-                self.t_sample = time.monotonic()
         self.emit(self.text(), False)
 
     def on_draw(self, *args, **kwargs):

@@ -31,6 +31,14 @@ def quiet_sampling():
                 logging.getLogger(name).setLevel(level)
 
 
+def warn(message: str) -> None:
+    """One line on stderr, ipsim's own (not Python's warnings machinery, which a user's
+    filters could hide or turn into errors)."""
+    import sys
+
+    print(message, file=sys.stderr)
+
+
 def import_quietly(module: str):
     """Import a module with its import-time warnings silenced (ArviZ's FutureWarning)."""
     import importlib

@@ -12,6 +12,7 @@ import pandas as pd
 from . import labels as L
 from .errors import InputError
 from .registry import Registry
+from .terminal import fit_table
 
 pd.options.display.unicode.east_asian_width = True
 pd.options.display.width = 200
@@ -41,9 +42,6 @@ def SCENARIO_RUN(f):
                          click.option("--seed", type=int, default=None), PLAN_FILES, DATA_FILES, LANG]):
         f = opt(f)
     return f
-
-
-from .terminal import fit_table  # noqa: E402 — after the option helpers it is used beside
 
 
 def load_registry(plan_files=(), data_files=()) -> Registry:

@@ -40,10 +40,7 @@ def fit_model(reg: Registry, as_of: int | None, model: str = "hierarchical", fit
     hierarchical model's progress lines (compile, sampling share, ETA)."""
     panel = Panel.from_registry(reg, as_of=as_of)
     fc = get_forecaster(model, **kw)
-    if fit_progress is not None and model == "hierarchical":
-        fc.fit(panel, progress=fit_progress)
-    else:
-        fc.fit(panel)
+    fc.fit(panel, progress=fit_progress)   # models without progress lines ignore it
     return fc, panel
 
 
@@ -60,19 +57,38 @@ def diagnostics_of(fc) -> dict:
             "from_cache": bool(getattr(fc, "from_cache", False))}
 
 
-def observed_index(reg: Registry) -> dict:
-    """{(place, series): {year: value}} of full-year readings, the most reliable copy of
-    each year — built once per run instead of one table filter per indicator."""
-    cached = getattr(reg, "_observed_index", None)
+def _per_registry(reg: Registry, name: str, build):
+    """``build(observations)`` once per registry (and again only if its observations
+    are replaced), not once per target."""
+    cached = getattr(reg, name, None)
     if cached is not None and cached[0] is reg.observations:
         return cached[1]
-    obs = reg.observations
-    o = obs[(obs.period == "full") & (~obs.lower_bound)]
-    o = o.assign(rank=o.reliability.map(RELIABILITY_RANK)).sort_values(["jurisdiction", "series", "year", "rank"])
-    o = o.drop_duplicates(["jurisdiction", "series", "year"])
-    index = {k: dict(zip(g.year.astype(int), g.value.astype(float))) for k, g in o.groupby(["jurisdiction", "series"])}
-    reg._observed_index = (reg.observations, index)   # built once per registry, not per target
-    return index
+    value = build(reg.observations)
+    setattr(reg, name, (reg.observations, value))
+    return value
+
+
+def observed_index(reg: Registry) -> dict:
+    """{(place, series): {year: value}} of full-year readings, the most reliable copy of
+    each year."""
+    def build(obs):
+        o = obs[(obs.period == "full") & (~obs.lower_bound)]
+        o = o.assign(rank=o.reliability.map(RELIABILITY_RANK)).sort_values(["jurisdiction", "series", "year", "rank"])
+        o = o.drop_duplicates(["jurisdiction", "series", "year"])
+        return {k: dict(zip(g.year.astype(int), g.value.astype(float)))
+                for k, g in o.groupby(["jurisdiction", "series"])}
+
+    return _per_registry(reg, "_observed_index", build)
+
+
+def bound_index(reg: Registry) -> dict:
+    """{(place, series): [(year, period, b), …]} of one-year lower bounds (超过 b)."""
+    def build(obs):
+        o = obs[obs.lower_bound.astype(bool) & ~obs.period.str.startswith("sum-")]
+        return {k: list(zip(g.year.astype(int), g.period, g.value.astype(float)))
+                for k, g in o.groupby(["jurisdiction", "series"])}
+
+    return _per_registry(reg, "_bound_index", build)
 
 
 def _bound_deciding(reg: Registry, jur: str, ind, s, target, as_of):
@@ -81,14 +97,10 @@ def _bound_deciding(reg: Registry, jur: str, ind, s, target, as_of):
     at any time up to the target year.  Returns b or None."""
     if ind.measure != "level" or ind.comparator not in (">=", ">") or target is None:
         return None
-    obs = reg.observations
-    o = obs[(obs.jurisdiction == jur) & (obs.series == ind.series) & obs.lower_bound.astype(bool)
-            & ~obs.period.str.startswith("sum-")]
-    if as_of is not None:
-        o = o[o.year <= as_of]
-    o = o[(o.year <= ind.target_year) & (o.value >= target)] if s.monotone else \
-        o[(o.year == ind.target_year) & (o.period == "full") & (o.value >= target)]
-    return float(o.value.max()) if len(o) else None
+    hits = [b for year, period, b in bound_index(reg).get((jur, ind.series), [])
+            if (as_of is None or year <= as_of) and b >= target
+            and (year <= ind.target_year if s.monotone else (year == ind.target_year and period == "full"))]
+    return max(hits) if hits else None
 
 
 def _observed(reg: Registry, jur: str, code: str, as_of, index: dict | None = None) -> dict:

@@ -57,24 +57,22 @@ def fit_table(df: pd.DataFrame, *, name_col: str | None = None, drop_order=(), w
         return render(df)
     df = df.copy()
     text = render(df)
-    if max(map(display_width, text.splitlines())) <= width:
-        return text
-    def too_wide(t):
-        return max(map(display_width, t.splitlines())) > width
+
+    def over(t):   # columns beyond the width (≤ 0: fits)
+        return max(map(display_width, t.splitlines())) - width
 
     def shorten_name(floor):
-        nonlocal df, text
-        if name_col in df.columns and too_wide(text):
-            longest = max(display_width(v) for v in df[name_col].astype(str))
-            over = max(map(display_width, text.splitlines())) - width
-            df[name_col] = df[name_col].astype(str).map(lambda v: _shorten(v, max(floor, longest - over)))
+        nonlocal text
+        if name_col in df.columns and over(text) > 0:
+            keep = max(floor, max(display_width(v) for v in df[name_col].astype(str)) - over(text))
+            df[name_col] = df[name_col].astype(str).map(lambda v: _shorten(v, keep))
             text = render(df)
 
     # names keep 20 columns while other columns can go; then they shrink to MIN_NAME
     shorten_name(20)
     dropped = []
     for col in drop_order:
-        if not too_wide(text):
+        if over(text) <= 0:
             break
         if col in df.columns:
             df = df.drop(columns=[col])
