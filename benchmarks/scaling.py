@@ -1,7 +1,7 @@
 """Fit time and memory against the number of series (a province evaluating all its
 counties): synthetic panels of 10, 100, 1 000 and 5 000 series.
 
-    python benchmarks/scaling.py [--sizes 10,100,1000,5000] [--draws 1000] [--budget 1800]
+    python benchmarks/scaling.py [--sizes 10,100,1000,5000] [--draws N] [--budget 1800] [--sampler nutpie]
 
 Each size runs in its own process (so peak memory is that fit's own) with a fresh
 posterior cache.  A size whose fit would exceed --budget seconds is stopped and
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {10: (2, 5), 100: (10, 10), 1000: (40, 25), 5000: (100, 50)}
 
 
-def child(n: int, draws: int):
+def child(n: int, draws: int | None, sampler: str | None):
     sys.path.insert(0, str(ROOT))
     from models import HierarchicalGrowth
     from models.synthetic import synthetic_panel
@@ -33,31 +33,42 @@ def child(n: int, draws: int):
     codes, places = SHAPES.get(n, (max(1, n // 10), 10))
     panel, truth, held = synthetic_panel(seed=11, n_codes=codes, n_places=places)
     t = time.perf_counter()
-    m = HierarchicalGrowth(draws=draws, tune=draws, cache_dir=Path(tempfile.mkdtemp()), use_cache=False).fit(panel)
+    m = HierarchicalGrowth(draws=draws, tune=draws, cache_dir=Path(tempfile.mkdtemp()), use_cache=False,
+                           sampler=sampler).fit(panel)
     secs = time.perf_counter() - t
     d = m.diagnostics()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB → GiB
     print(json.dumps(dict(series=len(panel.series), readings=len(panel.points), seconds=round(secs, 1),
                           peak_gib=round(peak, 2), max_r_hat=round(float(d.r_hat.max()), 3),
-                          min_ess=int(d.ess_bulk.min()), divergences=int(d.attrs["divergences"]))))
+                          min_ess=int(d.ess_bulk.min()), divergences=int(d.attrs["divergences"]),
+                          compile=round(m.fit_timing["compile"], 1), sampling=round(m.fit_timing["sampling"], 1))))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10,100,1000,5000")
-    ap.add_argument("--draws", type=int, default=1000, help="tune = draws, 2 chains")
+    ap.add_argument("--draws", type=int, default=None, help="tune = draws (default: product settings)")
+    ap.add_argument("--sampler", default=None, help="nutpie or pymc (default: the product's)")
     ap.add_argument("--budget", type=float, default=1800, help="seconds per size before giving up")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        return child(a.child, a.draws)
+        return child(a.child, a.draws, a.sampler)
+    sys.path.insert(0, str(ROOT))
+    from models import HierarchicalGrowth
+
+    st = HierarchicalGrowth(draws=a.draws, tune=a.draws, sampler=a.sampler, use_cache=False).settings
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-          f"2 chains × {a.draws} tune + {a.draws} draws; wall time includes compiling the model")
-    print(f"{'series':>7} {'readings':>9} {'seconds':>9} {'peak GiB':>9} {'R-hat':>6} {'ESS':>6} {'div':>4}")
+          f"{st['sampler']}, {st['chains']} chains × {st['tune']} tune + {st['draws']} draws; "
+          "wall time includes compiling the model")
+    print(f"{'series':>7} {'readings':>9} {'seconds':>9} {'compile':>8} {'sampling':>9} {'peak GiB':>9} {'R-hat':>6} "
+          f"{'ESS':>6} {'div':>4}")
     for n in [int(x) for x in a.sizes.split(",")]:
         t = time.perf_counter()
         # own process group, so the sampler's worker processes die with it on timeout
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(n), "--draws", str(a.draws)],
+        args = [sys.executable, __file__, "--child", str(n)] + (["--draws", str(a.draws)] if a.draws else []) + (
+            ["--sampler", a.sampler] if a.sampler else [])
+        proc = subprocess.Popen(args,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             out, err = proc.communicate(timeout=a.budget)
@@ -72,7 +83,8 @@ def main():
             print(f"{n:>7} failed after {time.perf_counter() - t:.0f} s: {p.stderr[-300:]}")
             continue
         r = json.loads(line[-1])
-        print(f"{r['series']:>7} {r['readings']:>9} {r['seconds']:>9.1f} {r['peak_gib']:>9.2f} {r['max_r_hat']:>6.3f} "
+        print(f"{r['series']:>7} {r['readings']:>9} {r['seconds']:>9.1f} {r['compile']:>8.1f} {r['sampling']:>9.1f} "
+              f"{r['peak_gib']:>9.2f} {r['max_r_hat']:>6.3f} "
               f"{r['min_ess']:>6} {r['divergences']:>4}")
 
 

@@ -1,7 +1,7 @@
 r"""Bayesian hierarchical growth model (PyMC) — the default forecaster.
 
 Model (transformed scale :math:`z` — log for stock/flow/ratio/count, logit within
-bounds for percent/score; series :math:`i`, year :math:`t`; hier-4)
+bounds for percent/score; series :math:`i`, year :math:`t`; hier-5)
 
 .. math::
 
@@ -39,19 +39,24 @@ up to the census year (published before the results) and population figures befo
 it sit on another level; a per-10k series' shift is minus its place's population
 shift (± 0.05) when that series is in the panel, else :math:`\mathcal N(0, 0.2^2)`.
 
-Priors and why (hier-3): :math:`m^0_k = 0.05` on the log scale (IP counts in China grew
+Priors and why (hier-3, hier-5): :math:`m^0_k = 0.05` on the log scale (IP counts in China grew
 a few per cent to tens of per cent a year), 0 on the logit scale — a weakly informative
 centre for a *learned* kind-level location :math:`m_k`, so that families without
-multi-year series borrow what the long series of their kind show; :math:`\tau_f \sim
-\text{Gamma}(2, 20)` (mean 0.10, 95 % within about 0.01–0.28: families differ by up to
-tens of per cent a year, zero-avoiding for the sampler's sake); :math:`\tau_c, \tau_s
-\sim \text{Gamma}(2, 50)` (zero-avoiding: mean 0.04, 95 % within about 0.005–0.11) and :math:`\tau_\text{tie}\sim\text{HalfNormal}(0.05)`
-(growth rates of one code differ by a few points between places);
-:math:`s_g \sim \text{HalfNormal}(0.1)` per group (0.05 for stocks, which turn slowly):
-growth swings of several points a year; :math:`\phi_g \sim \text{Beta}(5, 2)` (mean
-0.71: a fast year is followed by fast years); :math:`\sigma_g \sim
-\text{HalfNormal}(0.1)` per group (0.2 for flows, which swing more) and
-:math:`\rho\sim\text{Beta}(2,2)` for the level wiggles (short-lived by comparison);
+multi-year series borrow what the long series of their kind show.  The three pooling
+spreads are one total and its variance shares (hier-5):
+:math:`(\tau_f, \tau_c, \tau_s) = \tau\,(\sqrt{w_1}, \sqrt{w_2}, \sqrt{w_3})`,
+:math:`\tau \sim \text{Gamma}(2, 17)` (mean 0.12, zero-avoiding), :math:`w \sim
+\text{Dirichlet}(4, 1, 1)` (families differ by up to tens of per cent a year, codes
+within a family and places within a code by a few points) — most codes have one root
+series, so the data tell the total but hardly the split, and three free scales made
+ridges the sampler crawled along; :math:`\tau_\text{tie}\sim\text{HalfNormal}(0.05)`
+(growth rates of one code differ by a few points between places).  Likewise the two
+deviation scales of a group are a total and a share: :math:`\sigma_g = d_g\sqrt{1-\pi_g}`,
+:math:`s_g = d_g\sqrt{\pi_g}`, :math:`d_g \sim \text{HalfNormal}` (0.22 for flows, 0.11
+for stocks, 0.14 otherwise: the root-sum-square of hier-4's scales) and :math:`\pi_g \sim
+\text{Beta}(2, 2)`; :math:`\phi_g \sim \text{Beta}(5, 2)` (mean 0.71: a fast year is
+followed by fast years); :math:`\rho\sim\text{Beta}(2,2)` for the level wiggles
+(short-lived by comparison);
 :math:`a_i` is centred on the series' own mean reading with sd 2 (weak).  Observation
 noise :math:`\sigma_\text{rel}` is fixed by reliability (official 0.01, secondary 0.03,
 estimate 0.08 relative; 0.05 / 0.1 / 0.5 points for shares and scores; partial years
@@ -71,6 +76,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +88,9 @@ from .panel import Panel
 from .quiet import warn
 from .transforms import GROUPS, LOGIT_KINDS
 
-MODEL_VERSION = "hier-4"
+MODEL_VERSION = "hier-5"
+SAMPLERS = ("nutpie", "pymc")
+DEFAULT_SAMPLER = "nutpie"
 MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most recent)
 A_SD = 2.0       # prior sd of a series' level around its mean reading (transformed scale)
 
@@ -97,10 +105,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "ipsim"
 
 
-# Measured on a 2-core machine without BLAS (README, Speed; hier-4, 159 series): compile ≈ 2 min,
-# then sampling 1,116 s for 2 × 2,000 draws, about linear in series × draws.
-COMPILE_SECONDS = 120.0
-SAMPLE_SECONDS_PER_SERIES_DRAW = 0.0035
+# Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie): compile
+# ≈ 25 s, then ≈ 80 s for 4 chains × 3,000 iterations on 2 cores, about linear in
+# series × draws.
+COMPILE_SECONDS = 30.0
+SAMPLE_SECONDS_PER_SERIES_DRAW = 0.0001
 
 
 def expected_fit_seconds(n_series: int, settings: dict) -> float:
@@ -113,15 +122,23 @@ class HierarchicalGrowth(Forecaster):
 
     name = "hierarchical"
 
-    def __init__(self, draws: int | None = None, tune: int | None = None, chains: int = 2, target_accept: float = 0.99,
-                 seed: int = 20240529, cache_dir: Path | None = None, use_cache: bool = True):
+    def __init__(self, draws: int | None = None, tune: int | None = None, chains: int = 4, target_accept: float = 0.99,
+                 seed: int = 20240529, cache_dir: Path | None = None, use_cache: bool = True,
+                 sampler: str | None = None):
         super().__init__()
         # IPSIM_MCMC_DRAWS lets the test suite use shorter (still real) chains; the
-        # product default is 1000 tuning + 1000 kept draws per chain.
+        # product default is 4 chains of 1000 tuning + 2000 kept draws: the pooling
+        # spreads mix slowly (bulk ESS ≈ 250 from 4 × 1000), and the convergence rule
+        # (bulk ESS ≥ 400) is met by sampling longer, not by relaxing it.
         fast = int(os.environ.get("IPSIM_MCMC_DRAWS", "0") or 0)
-        draws = draws or fast or 1000
+        draws = draws or fast or 2000
         tune = tune or fast or 1000
-        self.settings = dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept, seed=seed)
+        sampler = sampler or os.environ.get("IPSIM_SAMPLER") or DEFAULT_SAMPLER
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        self.settings = dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept, seed=seed,
+                             sampler=sampler)
+        self.fit_timing: dict | None = None
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.use_cache = use_cache
         self._posterior = None
@@ -190,8 +207,9 @@ class HierarchicalGrowth(Forecaster):
 
     def build_model(self, panel: Panel):
         import pymc as pm
-        import pytensor
         import pytensor.tensor as pt
+
+        from .kalman import KalmanFilter
 
         A = self._arrays(panel)
         self._A = A
@@ -204,20 +222,28 @@ class HierarchicalGrowth(Forecaster):
             # a family with no multi-year series (a city's programme counts) borrows the
             # growth that the long series of the same kind show (national counts grew
             # 15–20 %/yr) instead of a fixed 5 %.  Weakly informative: N(0.05, 0.1²)
-            # on the log scale (0 on the logit scale) for the location; the spread is
-            # zero-avoiding Gamma(2, 20) — mean 0.10, 95 % within about 0.01–0.28 — so
-            # families may differ by tens of per cent a year.
+            # on the log scale (0 on the logit scale) for the location.
             mu_kind = pm.Normal("mu_kind", mu=A["kind_mean"], sigma=0.1, dims="kind")
-            tau_family = pm.Gamma("tau_family", alpha=2.0, beta=20.0)
+            # The three pooling spreads (family within kind, code within family, root
+            # series within code) as a total and its shares.  Most codes have one root
+            # series and many families one code, so the data tell the total spread but
+            # hardly its split; as three free Gamma scales they formed ridges the
+            # sampler crawled along (bulk ESS 90–250 on one of them whatever the
+            # sampler or centring).  Total ~ Gamma(2, 17): mean 0.12 (the root-sum-square
+            # of hier-4's three prior means is 0.115), 95 % within about 0.01–0.33, and
+            # zero-avoiding (with a half-normal, hier-1's sampler chased the spreads
+            # into the funnel neck near 0);
+            # variance shares ~ Dirichlet(4, 1, 1): a priori families differ most
+            # (mean sds ≈ 0.09 / 0.05 / 0.05 at the mean total, as hier-4's priors).
+            pool_scale = pm.Gamma("pool_scale", alpha=2.0, beta=17.0)
+            pool_share = pm.Dirichlet("pool_share", a=np.array([4.0, 1.0, 1.0]))
+            tau_family = pm.Deterministic("tau_family", pool_scale * pt.sqrt(pool_share[0]))
             mu_fam = pm.Deterministic("mu_family", mu_kind[A["kind_of_fam"]]
                                       + tau_family * pm.Normal("z_family", 0, 1, dims="family"), dims="family")
-            # Zero-avoiding Gamma(2, 50) scales (mean 0.04, 95 % in ~[0.005, 0.11]):
-            # with HalfNormal the sampler chased the pooling scales into the funnel
-            # neck near 0 and the shipped fit of hier-1 had divergences.
-            tau_code = pm.Gamma("tau_code", alpha=2.0, beta=50.0)
+            tau_code = pm.Deterministic("tau_code", pool_scale * pt.sqrt(pool_share[1]))
             mu_code = pm.Deterministic("mu_code", mu_fam[A["fam_of_code"]]
                                        + tau_code * pm.Normal("z_code", 0, 1, dims="code"), dims="code")
-            tau_series = pm.Gamma("tau_series", alpha=2.0, beta=50.0)
+            tau_series = pm.Deterministic("tau_series", pool_scale * pt.sqrt(pool_share[2]))
             tau_tie = pm.HalfNormal("tau_tie", 0.05)
             z_series = pm.Normal("z_series", 0, 1, dims="series")
             # roots pool to their code; children to their parent place's series (by depth)
@@ -247,9 +273,19 @@ class HierarchicalGrowth(Forecaster):
             #    year, so uncertainty accumulates with the horizon (local linear trend);
             #  * level deviations u_i(t), AR(1) with persistence rho and sd sigma_g:
             #    short-lived departures (a reporting change, a one-off rush) that revert.
-            sigma_g = pm.HalfNormal("sigma_g", sigma=np.array([0.2, 0.1, 0.1, 0.1, 0.1]), dims="group")
+            # The two scales are set as a total and the growth's share of it: with few
+            # readings per series the data tell the total well but not the split, and as
+            # two free scales they traded off (posterior correlation −0.55 on the log
+            # scale; bulk ESS 311–335 at product settings).  Total ~ HalfNormal with
+            # the root-sum-square of hier-4's two prior scales; share ~ Beta(2, 2)
+            # (either component may dominate, neither may vanish).
+            total = pm.HalfNormal("dev_scale", sigma=np.sqrt(np.array([0.2, 0.1, 0.1, 0.1, 0.1]) ** 2
+                                                             + np.array([0.1, 0.05, 0.1, 0.1, 0.1]) ** 2),
+                                  dims="group")
+            share = pm.Beta("growth_share", 2.0, 2.0, dims="group")
+            sigma_g = pm.Deterministic("sigma_g", total * pt.sqrt(1 - share), dims="group")
+            s_grow = pm.Deterministic("s_growth", total * pt.sqrt(share), dims="group")
             rho = pm.Beta("rho", 2.0, 2.0)
-            s_grow = pm.HalfNormal("s_growth", sigma=np.array([0.1, 0.05, 0.1, 0.1, 0.1]), dims="group")
             phi_grow = pm.Beta("phi_growth", 5.0, 2.0, dims="group")
             sg = sigma_g[A["group"]]
             vstat = sg ** 2 / (1 - rho ** 2)
@@ -264,46 +300,16 @@ class HierarchicalGrowth(Forecaster):
             # tell level from deviation) and mixed badly; a dense batched Cholesky was
             # ~50x slower.  The transition over dt years is the exact one of the
             # continuous-time processes, so part-year readings need no special case.
+            # Readings sit first in each row of T/Y/SD (M is a prefix mask).
             T, M, Y, SDv = A["T"], A["M"], A["Y"], A["SD"]
             shift_pts = (pt.switch(T <= A["old_until"][:, None], delta[:, None], 0.0) if nb else 0.0)
             base = A["center"][:, None] + mu[:, None] * (T - A["tref"][:, None]) - shift_pts
             dts = np.where(M, np.diff(T, axis=1, prepend=T[:, :1]), 0.0)
 
-            def step(on, dt_k, y_k, sd_k, base_k, mL, mg, mu_, PLL, PLg, Pgg, PLu, Pgu, Puu, ll,
-                     rho, vstat, s2, theta):
-                e = pt.exp(-theta * dt_k)
-                em1 = pt.expm1(-theta * dt_k)
-                c = -em1 / theta                       # ∫ e^{-θs} ds over the step
-                phi = rho ** dt_k
-                qLL = s2 * (2 * (theta * dt_k + em1) / theta ** 2 - c ** 2)
-                qLg = s2 * c * (1 - e)
-                qgg = s2 * (1 - e ** 2)
-                mL, mg, mu_ = mL + c * mg, e * mg, phi * mu_
-                PLL, PLg, Pgg, PLu, Pgu, Puu = (PLL + 2 * c * PLg + c ** 2 * Pgg + qLL, e * (PLg + c * Pgg) + qLg,
-                                                e ** 2 * Pgg + qgg, phi * (PLu + c * Pgu), e * phi * Pgu,
-                                                phi ** 2 * Puu + vstat * (1 - phi ** 2))
-                F = PLL + 2 * PLu + Puu + sd_k ** 2
-                v = y_k - base_k - mL - mu_
-                ll = ll + on * (-0.5 * (np.log(2 * np.pi) + pt.log(F) + v ** 2 / F))
-                kL, kg, ku = on * (PLL + PLu) / F, on * (PLg + Pgu) / F, on * (PLu + Puu) / F
-                return (mL + kL * v, mg + kg * v, mu_ + ku * v,
-                        PLL - kL * kL * F, PLg - kL * kg * F, Pgg - kg * kg * F,
-                        PLu - kL * ku * F, Pgu - kg * ku * F, Puu - ku * ku * F, ll)
-
-            # A scan keeps the graph one step long (the unrolled filter took minutes to
-            # compile).  One masked dummy column keeps every state vector of length ≥ 2:
-            # with a single series PyTensor would treat length-1 states as broadcastable.
-            pad = lambda a, v=0.0: np.concatenate([a, np.full((a.shape[0], 1), v)], axis=1)  # noqa: E731
-            one = pt.ones(1)
-            vst, s2p, thp = pt.concatenate([vstat, one]), pt.concatenate([s2, one]), pt.concatenate([theta, one])
-            zero = pt.zeros(S + 1)
-            outs = pytensor.scan(step, sequences=[pt.as_tensor(pad(M.T.astype(float))), pt.as_tensor(pad(dts.T)),
-                                                  pt.as_tensor(pad(Y.T)), pt.as_tensor(pad(SDv.T, 1.0)),
-                                                  pt.concatenate([base.T, pt.zeros((K, 1))], axis=1)],
-                                 outputs_info=[zero, zero, zero, pt.as_tensor(np.full(S + 1, A_SD ** 2)), zero, s2p,
-                                               zero, zero, vst, zero],
-                                 non_sequences=[rho, vst, s2p, thp], return_updates=False)
-            m_a, ll = outs[0][-1][:S], outs[9][-1][:S]
+            # One Op (models.kalman): numba kernels for the filter and its hand-written
+            # reverse pass, looping over each series' own readings.  A pytensor.scan
+            # made every gradient cost ≈ 1 ms and took ≈ 90 s of C compile.
+            ll, m_a = KalmanFilter(A_SD ** 2)(Y, dts, M.sum(1).astype(np.int64), SDv, base, rho, vstat, s2, theta)
             pm.Potential("readings", pt.sum(ll))
             # series seen only through totals or lower bounds carry an explicit level
             free = np.where(~M.any(1))[0]
@@ -362,6 +368,8 @@ class HierarchicalGrowth(Forecaster):
         # the code that turns them into a model
         for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model):
             h.update(inspect.getsource(fn).encode())
+        # the filter's kernels (read as text: importing them would load numba on a warm run)
+        h.update((Path(__file__).parent / "kalman.py").read_bytes())
         h.update(repr((MAX_POINTS, A_SD)).encode())
         A = A if A is not None else self._arrays(panel)
         h.update(repr((A["fams"], A["fam_of_code"].tolist(), A["fam_mean"].tolist(), A["parent"].tolist(),
@@ -435,19 +443,45 @@ class HierarchicalGrowth(Forecaster):
             tracker.set_stage("compiling")
             import pymc as pm  # only when sampling: importing PyMC costs seconds on a warm run
 
+            t0 = time.perf_counter()
             with quiet_sampling():   # PyTensor's BLAS notice, ArviZ's FutureWarning: not for a planner
                 model = self.build_model(panel)
-            with model, quiet_sampling():
-                idata = pm.sample(draws=st["draws"], tune=st["tune"], chains=st["chains"],
-                                  cores=min(st["chains"], 2), target_accept=st["target_accept"],
-                                  random_seed=st["seed"], progressbar=progressbar,
-                                  callback=tracker.on_draw if progress else None,
-                                  compute_convergence_checks=False, idata_kwargs={"log_likelihood": False})
+                if st["sampler"] == "nutpie":
+                    idata = self._sample_nutpie(model, tracker, t0)
+                else:
+                    with model:
+                        idata = pm.sample(draws=st["draws"], tune=st["tune"], chains=st["chains"],
+                                          cores=min(st["chains"], 2), target_accept=st["target_accept"],
+                                          random_seed=st["seed"], progressbar=progressbar,
+                                          callback=tracker.on_draw,
+                                          compute_convergence_checks=False, idata_kwargs={"log_likelihood": False})
+                    self.fit_timing = dict(compile=tracker.t_sample - t0 if tracker.done else float("nan"),
+                                           sampling=time.perf_counter() - tracker.t_sample if tracker.done
+                                           else float("nan"))
         self.idata = idata
         if self.use_cache:
             self.save(self.cache_path)
             self._save_diagnostics()
         return self
+
+    def _sample_nutpie(self, model, tracker, t0):
+        """nutpie (Rust NUTS) over the model compiled by PyTensor's numba backend — the
+        filter Op runs as its numba kernels there.  nutpie reports no per-draw
+        callback outside a notebook, so the progress line shows elapsed time."""
+        import nutpie
+
+        st = self.settings
+        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        t1 = time.perf_counter()
+        tracker.set_stage("sampling")
+        # a low-rank mass matrix follows the correlated pooling parameters (min bulk
+        # ESS 217 → 250–300 at equal draws on the shipped panel)
+        idata = nutpie.sample(compiled, draws=st["draws"], tune=st["tune"], chains=st["chains"],
+                              cores=min(st["chains"], os.cpu_count() or 1), seed=st["seed"],
+                              target_accept=st["target_accept"], save_warmup=False, progress_bar=False,
+                              low_rank_modified_mass_matrix=True)
+        self.fit_timing = dict(compile=t1 - t0, sampling=time.perf_counter() - t1)
+        return idata
 
     def _read_cached_posterior(self):
         """(posterior group, None) if the cached posterior can serve this panel, else
@@ -531,7 +565,7 @@ class HierarchicalGrowth(Forecaster):
         az = import_quietly("arviz")
 
         names = [v for v in ("mu_series", "a_free", "mu_code", "mu_family", "mu_kind", "tau_family", "tau_code",
-                             "tau_series", "tau_tie",
+                             "tau_series", "tau_tie", "pool_scale", "pool_share", "dev_scale", "growth_share",
                              "sigma_g", "rho", "s_growth", "phi_growth", "census_shift") if v in self.idata.posterior]
         summ = az.summary(self.idata, var_names=names, kind="diagnostics")
         summ.attrs["divergences"] = int(self.idata.sample_stats["diverging"].sum())

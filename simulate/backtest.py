@@ -272,9 +272,12 @@ def report_markdown(res: BacktestResult, command: str) -> str:
     pts = res.points
     import os
 
+    from models.hierarchical import HierarchicalGrowth
+
     fast = os.environ.get("IPSIM_MCMC_DRAWS")
-    mcmc = (f"NUTS: 2 chains × {fast} tune + {fast} draws (IPSIM_MCMC_DRAWS={fast})" if fast
-            else "NUTS: 2 chains × 1000 tune + 1000 draws (product settings)")
+    st = HierarchicalGrowth(use_cache=False).settings
+    mcmc = (f"NUTS ({st['sampler']}): {st['chains']} chains × {st['tune']} tune + {st['draws']} draws"
+            + (f" (IPSIM_MCMC_DRAWS={fast})" if fast else " (product settings)"))
     out = ["# ipsim back-test report\n\n",
            f"Reproduce with: `{('IPSIM_MCMC_DRAWS=' + fast + ' ') if fast else ''}{command}`. {mcmc}.\n\n",
            "## What was tested\n\n",

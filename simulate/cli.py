@@ -3,6 +3,7 @@ that tests call directly)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -165,6 +166,19 @@ _STATE = {"quiet": False}
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr (warnings and errors still).")
 
 
+def _set_sampler(ctx, param, value):
+    # the forecaster reads IPSIM_SAMPLER wherever a run builds one (run, rank, fit, backtest)
+    if value:
+        os.environ["IPSIM_SAMPLER"] = value
+    return value
+
+
+SAMPLER = click.option("--sampler", type=click.Choice(["nutpie", "pymc"]), default=None, expose_value=False,
+                       callback=_set_sampler, is_eager=True,
+                       help="MCMC sampler for a new fit (default nutpie; pymc = PyMC's own NUTS). "
+                            "Posteriors of different samplers are cached apart.")
+
+
 def _say(msg):
     if sys.stderr.isatty() and not _STATE["quiet"]:
         click.echo(f"… {msg}", err=True)
@@ -209,6 +223,7 @@ def _scenario_path(name_or_path, reg) -> Path:
 @click.option("--as-of", type=int, default=None, help="Use observations up to this year only.")
 @click.option("--model", default="hierarchical", show_default=True)
 @QUIET
+@SAMPLER
 def fit_cmd(data_files, plan_files, as_of, model, quiet):
     """Fit (or load from cache) the model on all observed series; print diagnostics."""
     from .engine import diagnostics_of, fit_model
@@ -292,6 +307,7 @@ def summary_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
 @LANG
 @WIDE
 @QUIET
+@SAMPLER
 def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data_files, lang, wide, quiet):
     """Run SCENARIO files (or shipped names) and write a new results/ directory."""
     from .results import write_run
@@ -360,6 +376,7 @@ def compare_cmd(runs, lang, wide):
 @SCENARIO_RUN
 @WIDE
 @QUIET
+@SAMPLER
 def rank_cmd(plan_id, scenario, draws, seed, plan_files, data_files, lang, wide, quiet):
     """Risk ranking of one plan's targets for evaluators, most at risk first."""
     _STATE["quiet"] = quiet
@@ -429,6 +446,7 @@ def _csv_list(value, cast=str):
 @click.option("--plan", "plan_ids", multiple=True, help="Past plans to judge (default: suzhou-2016, china-2016, china-2021).")
 @click.option("--draws", type=click.IntRange(10, 100000), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@SAMPLER
 @click.option("--out", "out_root", type=click.Path(file_okay=False), default=None, help="Results root (default results/).")
 @PLAN_FILES
 @DATA_FILES

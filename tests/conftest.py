@@ -7,7 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "seeds"
 os.environ.setdefault("IPSIM_HOME", str(ROOT))
-# shorter (still real) NUTS chains for the suite; the product default is 1000 + 1000
+# shorter (still real) NUTS chains for the suite; the product default is 1000 tune + 2000 draws
 os.environ.setdefault("IPSIM_MCMC_DRAWS", "300")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

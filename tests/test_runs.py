@@ -18,7 +18,10 @@ def test_every_evaluable_target_has_a_probability(registry, baseline_result):
     # the error comes from the effective sample size (short chains in the suite: larger)
     assert (judged.mc_se <= np.sqrt(0.25 / 100)).all()
     trend = judged[judged.basis.isin(["data", "pooled", "prior-only"]) & (judged.decided_by != "data")]
-    assert len(trend) and (trend.mc_ess <= 600).all()   # never more than the posterior draws (2 × 300 in the suite)
+    from models.hierarchical import HierarchicalGrowth
+
+    st = HierarchicalGrowth(use_cache=False).settings   # 4 chains × 300 in the suite
+    assert len(trend) and (trend.mc_ess <= st["chains"] * st["draws"]).all()   # never more than the posterior draws
     assert judged.p_met.between(0, 1).all()
     unjudged = p[p.p_met.isna()]
     assert (unjudged.reason.str.len() > 0).all() and (unjudged.category_zh == "无法评估").all()
