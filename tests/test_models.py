@@ -420,3 +420,6 @@ def test_both_samplers_draw_the_same_posterior(tmp_path):
     assert float(gap.max()) < 0.35, gap.values
     for f in fits.values():
         assert f.diagnostics().attrs["divergences"] == 0
+    # same data and seed → the same draws (the cache is bypassed: this is a new fit)
+    again = HierarchicalGrowth(sampler="nutpie", use_cache=False, draws=500, tune=500, seed=3).fit(panel)
+    assert np.array_equal(again.idata.posterior["mu_series"].values, mu["nutpie"].values)
