@@ -124,7 +124,7 @@ class HierarchicalGrowth(Forecaster):
 
     def __init__(self, draws: int | None = None, tune: int | None = None, chains: int = 4, target_accept: float = 0.99,
                  seed: int = 20240529, cache_dir: Path | None = None, use_cache: bool = True,
-                 sampler: str | None = None):
+                 sampler: str | None = None, prior=None, cores: int | None = None):
         super().__init__()
         # IPSIM_MCMC_DRAWS lets the test suite use shorter (still real) chains; the
         # product default is 4 chains of 1000 tuning + 2000 kept draws: the pooling
@@ -139,6 +139,10 @@ class HierarchicalGrowth(Forecaster):
         self.settings = dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept, seed=seed,
                              sampler=sampler)
         self.fit_timing: dict | None = None
+        # A shard of a large panel (models.sharding) takes its hyperparameters and its
+        # parent series' growth from the parent shard's posterior: a ParentPosterior.
+        self.prior = prior
+        self.cores = cores          # sampler threads (the draws do not depend on it)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.use_cache = use_cache
         self._posterior = None
@@ -179,7 +183,11 @@ class HierarchicalGrowth(Forecaster):
         kind_mean = np.array([0.0 if k in LOGIT_KINDS else 0.05 for k in kinds])
         fam_mean = kind_mean[kind_of_fam]
         keys = panel.keys
-        parent = np.array([keys.index(i.parent) if i.parent else -1 for i in panel.series])
+        parent = np.array([keys.index(i.parent) if i.parent in keys else -1 for i in panel.series])
+        # a shard's series whose parent series sits in the parent shard
+        ext_keys = sorted({i.parent for i in panel.series if i.parent and i.parent not in keys})
+        ext_parent = np.array([ext_keys.index(i.parent) if i.parent in ext_keys else -1 for i in panel.series],
+                              dtype=int)
         depth = np.zeros(S, int)
         for s in range(S):
             p = parent[s]
@@ -203,6 +211,7 @@ class HierarchicalGrowth(Forecaster):
         return dict(S=S, K=K, Y=Y, T=T, SD=SD, M=M, tref=tref, t1=t1, center=center, codes=codes, fams=fams,
                     kinds=kinds, kind_of_fam=kind_of_fam, kind_mean=kind_mean,
                     code_of=code_of, fam_of_code=fam_of_code, fam_mean=fam_mean, parent=parent, depth=depth,
+                    ext_keys=ext_keys, ext_parent=ext_parent,
                     brk=brk, old_until=old_until, pop_of=pop_of, group=panel.groups())
 
     def build_model(self, panel: Panel):
@@ -223,7 +232,13 @@ class HierarchicalGrowth(Forecaster):
             # growth that the long series of the same kind show (national counts grew
             # 15–20 %/yr) instead of a fixed 5 %.  Weakly informative: N(0.05, 0.1²)
             # on the log scale (0 on the logit scale) for the location.
-            mu_kind = pm.Normal("mu_kind", mu=A["kind_mean"], sigma=0.1, dims="kind")
+            # In a shard (self.prior set), every hyperparameter's prior is the parent
+            # shard's posterior, summarised as a normal on its unconstrained scale, and
+            # the growth of a kind, family, code or parent series the parent shard
+            # knows is a normal with that posterior's mean and sd (models.sharding).
+            P = self.prior
+            mu_kind = P.normal_or(pm, "mu_kind", A["kinds"], A["kind_mean"], 0.1, dims="kind") if P else \
+                pm.Normal("mu_kind", mu=A["kind_mean"], sigma=0.1, dims="kind")
             # The three pooling spreads (family within kind, code within family, root
             # series within code) as a total and its shares.  Most codes have one root
             # series and many families one code, so the data tell the total spread but
@@ -235,19 +250,33 @@ class HierarchicalGrowth(Forecaster):
             # into the funnel neck near 0);
             # variance shares ~ Dirichlet(4, 1, 1): a priori families differ most
             # (mean sds ≈ 0.09 / 0.05 / 0.05 at the mean total, as hier-4's priors).
-            pool_scale = pm.Gamma("pool_scale", alpha=2.0, beta=17.0)
-            pool_share = pm.Dirichlet("pool_share", a=np.array([4.0, 1.0, 1.0]))
+            if P:
+                pool_scale = P.positive(pm, "pool_scale")
+                pool_share = P.simplex(pm, "pool_share")
+            else:
+                pool_scale = pm.Gamma("pool_scale", alpha=2.0, beta=17.0)
+                pool_share = pm.Dirichlet("pool_share", a=np.array([4.0, 1.0, 1.0]))
             tau_family = pm.Deterministic("tau_family", pool_scale * pt.sqrt(pool_share[0]))
-            mu_fam = pm.Deterministic("mu_family", mu_kind[A["kind_of_fam"]]
-                                      + tau_family * pm.Normal("z_family", 0, 1, dims="family"), dims="family")
+            mu_fam = mu_kind[A["kind_of_fam"]] + tau_family * pm.Normal("z_family", 0, 1, dims="family")
+            if P:
+                mu_fam = P.known(pt, "mu_family", coords["family"], mu_fam)
+            mu_fam = pm.Deterministic("mu_family", mu_fam, dims="family")
             tau_code = pm.Deterministic("tau_code", pool_scale * pt.sqrt(pool_share[1]))
-            mu_code = pm.Deterministic("mu_code", mu_fam[A["fam_of_code"]]
-                                       + tau_code * pm.Normal("z_code", 0, 1, dims="code"), dims="code")
+            mu_code = mu_fam[A["fam_of_code"]] + tau_code * pm.Normal("z_code", 0, 1, dims="code")
+            if P:
+                mu_code = P.known(pt, "mu_code", A["codes"], mu_code)
+            mu_code = pm.Deterministic("mu_code", mu_code, dims="code")
             tau_series = pm.Deterministic("tau_series", pool_scale * pt.sqrt(pool_share[2]))
-            tau_tie = pm.HalfNormal("tau_tie", 0.05)
+            tau_tie = P.positive(pm, "tau_tie") if P else pm.HalfNormal("tau_tie", 0.05)
             z_series = pm.Normal("z_series", 0, 1, dims="series")
             # roots pool to their code; children to their parent place's series (by depth)
             mu = mu_code[A["code_of"]] + tau_series * z_series
+            ext = np.where(A["ext_parent"] >= 0)[0]
+            if len(ext):
+                # a shard's series whose parent series is in the parent shard: tied to
+                # that parent's growth as the parent shard's posterior gives it
+                mu_ext = P.known(pt, "mu_series", A["ext_keys"], None, pm=pm, name="mu_parent")
+                mu = pt.set_subtensor(mu[ext], mu_ext[A["ext_parent"][ext]] + tau_tie * z_series[ext])
             for d in range(1, int(A["depth"].max()) + 1):
                 idx = np.where(A["depth"] == d)[0]
                 mu = pt.set_subtensor(mu[idx], mu[A["parent"][idx]] + tau_tie * z_series[idx])
@@ -279,14 +308,18 @@ class HierarchicalGrowth(Forecaster):
             # scale; bulk ESS 311–335 at product settings).  Total ~ HalfNormal with
             # the root-sum-square of hier-4's two prior scales; share ~ Beta(2, 2)
             # (either component may dominate, neither may vanish).
-            total = pm.HalfNormal("dev_scale", sigma=np.sqrt(np.array([0.2, 0.1, 0.1, 0.1, 0.1]) ** 2
-                                                             + np.array([0.1, 0.05, 0.1, 0.1, 0.1]) ** 2),
-                                  dims="group")
-            share = pm.Beta("growth_share", 2.0, 2.0, dims="group")
+            if P:
+                total = P.positive(pm, "dev_scale", dims="group")
+                share = P.unit(pm, "growth_share", dims="group")
+            else:
+                total = pm.HalfNormal("dev_scale", sigma=np.sqrt(np.array([0.2, 0.1, 0.1, 0.1, 0.1]) ** 2
+                                                                 + np.array([0.1, 0.05, 0.1, 0.1, 0.1]) ** 2),
+                                      dims="group")
+                share = pm.Beta("growth_share", 2.0, 2.0, dims="group")
             sigma_g = pm.Deterministic("sigma_g", total * pt.sqrt(1 - share), dims="group")
             s_grow = pm.Deterministic("s_growth", total * pt.sqrt(share), dims="group")
-            rho = pm.Beta("rho", 2.0, 2.0)
-            phi_grow = pm.Beta("phi_growth", 5.0, 2.0, dims="group")
+            rho = P.unit(pm, "rho") if P else pm.Beta("rho", 2.0, 2.0)
+            phi_grow = P.unit(pm, "phi_growth", dims="group") if P else pm.Beta("phi_growth", 5.0, 2.0, dims="group")
             sg = sigma_g[A["group"]]
             vstat = sg ** 2 / (1 - rho ** 2)
             s2 = s_grow[A["group"]] ** 2
@@ -373,7 +406,9 @@ class HierarchicalGrowth(Forecaster):
         h.update(repr((MAX_POINTS, A_SD)).encode())
         A = A if A is not None else self._arrays(panel)
         h.update(repr((A["fams"], A["fam_of_code"].tolist(), A["fam_mean"].tolist(), A["parent"].tolist(),
-                       A["group"].tolist())).encode())
+                       A["group"].tolist(), A["ext_keys"], A["ext_parent"].tolist())).encode())
+        if self.prior is not None:   # a shard: the parent posterior it is conditioned on
+            h.update(self.prior.digest().encode())
         for pkg in ("pymc", "pytensor"):
             try:
                 h.update(f"{pkg}={metadata.version(pkg)}".encode())
@@ -477,7 +512,7 @@ class HierarchicalGrowth(Forecaster):
         # a low-rank mass matrix follows the correlated pooling parameters (min bulk
         # ESS 217 → 250–300 at equal draws on the shipped panel)
         idata = nutpie.sample(compiled, draws=st["draws"], tune=st["tune"], chains=st["chains"],
-                              cores=min(st["chains"], os.cpu_count() or 1), seed=st["seed"],
+                              cores=self.cores or min(st["chains"], os.cpu_count() or 1), seed=st["seed"],
                               target_accept=st["target_accept"], save_warmup=False, progress_bar=False,
                               low_rank_modified_mass_matrix=True)
         self.fit_timing = dict(compile=t1 - t0, sampling=time.perf_counter() - t1)
@@ -604,6 +639,10 @@ class HierarchicalGrowth(Forecaster):
         parent = A["parent"]
         prior = np.where(parent >= 0, t_t + mu[np.maximum(parent, 0)].var(axis=1),
                          t_s + mu_code[A["code_of"]].var(axis=1))
+        if len(A["ext_keys"]):   # a shard: the parent's growth is known to its posterior sd
+            sd_ext = np.array([self.prior.growth["mu_series"][k][1] for k in A["ext_keys"]])
+            ext = A["ext_parent"]
+            prior = np.where(ext >= 0, t_t + sd_ext[np.maximum(ext, 0)] ** 2, prior)
         w = np.clip(1.0 - var_post / np.maximum(prior, 1e-12), 0.0, 1.0)
         return dict(zip(self.panel.keys, w.round(3)))
 

@@ -199,8 +199,28 @@ class Panel:
             key = f"{jur}:{code}"
             if key in idx:
                 infos[idx[key]].last_value = float(g.value.iloc[-1])
+        # the places' levels and parents: what sharding splits a large panel by
+        meta = {"places": {code: (j.level, j.parent) for code, j in jurisdictions.items()}}
         return cls(infos, points, _frame(sums, ["s", "y0", "y1", "z", "sd"]),
-                   _frame(cens, ["s", "t", "y0", "y1", "z", "sd"]), as_of)
+                   _frame(cens, ["s", "t", "y0", "y1", "z", "sd"]), as_of, meta)
+
+    def subset(self, keys: list[str]) -> "Panel":
+        """The panel of ``keys`` only (in that order), readings renumbered.  A series
+        whose parent series is left out keeps the parent's key: a shard's model takes
+        that parent's growth from the parent shard's posterior (models.sharding)."""
+        old = {k: n for n, k in enumerate(self.keys)}
+        new_of = {old[k]: n for n, k in enumerate(keys)}
+
+        def pick(df):
+            out = df[df.s.isin(list(new_of))].copy()
+            out["s"] = out.s.map(new_of).astype(int)
+            return out.reset_index(drop=True)
+
+        import copy
+
+        points = pick(self.points).sort_values(["s", "t"], kind="stable").reset_index(drop=True)
+        return Panel([copy.deepcopy(self.series[old[k]]) for k in keys], points, pick(self.sums),
+                     pick(self.censored), self.as_of, dict(self.meta))
 
     def groups(self) -> np.ndarray:
         from .transforms import GROUPS

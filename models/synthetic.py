@@ -12,11 +12,16 @@ from .panel import Panel
 
 
 def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: float = 0.5, sigma: float = 0.03,
-                    growth_sd: float = 0.03, growth_phi: float = 0.7):
+                    growth_sd: float = 0.03, growth_phi: float = 0.7, province: bool = False):
     """``n_codes × n_places`` stock series, 1–8 readings each (2015–2022), from the
     model's own structure: code growth means, place deviations, AR(1) level deviations
     and AR(1) growth deviations (stationary sd ``growth_sd``, persistence
     ``growth_phi``) whose running sum moves the level.
+
+    With ``province``, the places belong to one province that has a series of every
+    code too (growing at the code's mean, read every year 2015–2022; drawn from its own
+    stream, so the places' data are the same either way): the shape of a province's
+    panel, which sharding splits into the province and its places.
 
     Returns (panel, true series growth means {key: mu}, held-out points [(key, year, value)]
     for 2023–2025)."""
@@ -27,7 +32,9 @@ def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: flo
     codes = [f"c{i}" for i in range(n_codes)]
     places = [f"p{j}" for j in range(n_places)]
     series = {c: Series(c, c, c, "件", "stock", "fam" + str(i % 2)) for i, c in enumerate(codes)}
-    jurs = {p: Jurisdiction(p, p, p, "city", None) for p in places}
+    jurs = {p: Jurisdiction(p, p, p, "city", "prov" if province else None) for p in places}
+    if province:
+        jurs["prov"] = Jurisdiction("prov", "prov", "prov", "province", None)
     mu_code = rng.normal(0.08, 0.05, len(codes))
     rows, truth, held = [], {}, []
     years = np.arange(2010, 2026)
@@ -55,4 +62,14 @@ def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: flo
             truth[f"{p}:{c}"] = mu
             for y in (2023, 2024, 2025):
                 held.append((f"{p}:{c}", y, float(np.exp(z[int(y - 2010)]))))
+    if province:
+        prov = np.random.default_rng(seed + 2000)
+        for i, c in enumerate(codes):
+            z0 = prov.normal(9, 1) + mu_code[i] * (years - 2017)
+            for y in range(2015, 2023):
+                rows.append(dict(jurisdiction="prov", series=c, year=y,
+                                 value=float(np.exp(z0[y - 2010] + prov.normal(0, 0.02))), period="full",
+                                 reliability="official", source="synthetic", note="", lower_bound=False,
+                                 file="synthetic", line=0))
+            truth[f"prov:{c}"] = mu_code[i]
     return Panel.from_frame(pd.DataFrame(rows), series, jurs), truth, held
