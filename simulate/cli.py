@@ -179,6 +179,24 @@ SAMPLER = click.option("--sampler", type=click.Choice(["nutpie", "pymc"]), defau
                             "Posteriors of different samplers are cached apart.")
 
 
+def _set_env(name):
+    def callback(ctx, param, value):
+        if value:
+            os.environ[name] = value
+        return value
+    return callback
+
+
+SHARD = click.option("--shard", type=click.Choice(["auto", "on", "off"]), default=None, expose_value=False,
+                     callback=_set_env("IPSIM_SHARD"), is_eager=True,
+                     help="Fit in shards (nation/province first, then each city with its counties, "
+                          "in parallel on Dask). auto (default): above 500 series.")
+CLUSTER = click.option("--cluster", default=None, expose_value=False, metavar="ADDRESS",
+                       callback=_set_env("IPSIM_DASK_SCHEDULER"), is_eager=True,
+                       help="Dask scheduler for shards and scenario sweeps (default: a local cluster, "
+                            "one worker per core; 'none' = in this process). Also IPSIM_DASK_SCHEDULER.")
+
+
 def _say(msg):
     if sys.stderr.isatty() and not _STATE["quiet"]:
         click.echo(f"… {msg}", err=True)
@@ -224,6 +242,8 @@ def _scenario_path(name_or_path, reg) -> Path:
 @click.option("--model", default="hierarchical", show_default=True)
 @QUIET
 @SAMPLER
+@SHARD
+@CLUSTER
 def fit_cmd(data_files, plan_files, as_of, model, quiet):
     """Fit (or load from cache) the model on all observed series; print diagnostics."""
     from .engine import diagnostics_of, fit_model
@@ -258,9 +278,10 @@ def _run(scenarios, plan_ids, draws, seed, plan_files, data_files):
         loaded.append(sc)
     for pid in plan_ids:
         reg.plan(pid)
-    results = [run_scenario(sc, reg, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say,
-                            fit_progress=_fit_progress)
-               for sc in loaded]
+    from .sweep import run_sweep
+
+    results = run_sweep(loaded, reg, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say,
+                        fit_progress=_fit_progress)
     return reg, loaded, results
 
 
@@ -308,6 +329,8 @@ def summary_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
 @WIDE
 @QUIET
 @SAMPLER
+@SHARD
+@CLUSTER
 def run_cmd(scenarios, plan_ids, draws, seed, out_root, strict, plan_files, data_files, lang, wide, quiet):
     """Run SCENARIO files (or shipped names) and write a new results/ directory."""
     from .results import write_run
@@ -377,6 +400,8 @@ def compare_cmd(runs, lang, wide):
 @WIDE
 @QUIET
 @SAMPLER
+@SHARD
+@CLUSTER
 def rank_cmd(plan_id, scenario, draws, seed, plan_files, data_files, lang, wide, quiet):
     """Risk ranking of one plan's targets for evaluators, most at risk first."""
     _STATE["quiet"] = quiet

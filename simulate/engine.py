@@ -39,9 +39,26 @@ def fit_model(reg: Registry, as_of: int | None, model: str = "hierarchical", fit
     """Fit ``model`` on the registry's panel; ``fit_progress(text, transient)`` gets the
     hierarchical model's progress lines (compile, sampling share, ETA)."""
     panel = Panel.from_registry(reg, as_of=as_of)
-    fc = get_forecaster(model, **kw)
+    if model == "hierarchical" and _sharded(len(panel.series)):
+        from models.sharding import ShardedGrowth
+
+        from .cluster import get_client
+
+        fc = ShardedGrowth(client=get_client, **kw)   # the cluster starts only if a shard needs fitting
+    else:
+        fc = get_forecaster(model, **kw)
     fc.fit(panel, progress=fit_progress)   # models without progress lines ignore it
     return fc, panel
+
+
+def _sharded(n_series: int) -> bool:
+    """--shard on/off/auto (IPSIM_SHARD): auto shards panels above SHARD_ABOVE series."""
+    from models.sharding import SHARD_ABOVE
+
+    from .cluster import shard_mode
+
+    mode = shard_mode()
+    return mode == "on" or (mode == "auto" and n_series > SHARD_ABOVE)
 
 
 def diagnostics_of(fc) -> dict:
