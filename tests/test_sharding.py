@@ -1,0 +1,130 @@
+"""Sharding a large panel (models.sharding) and running shards on Dask (simulate.cluster)."""
+import numpy as np
+import pytest
+import xarray as xr
+
+from models import Panel
+from models.sharding import ParentPosterior, ShardedGrowth, split
+from models.synthetic import synthetic_panel
+
+
+def test_split_keeps_places_whole_and_puts_nation_and_provinces_first(registry):
+    panel = Panel.from_registry(registry)
+    parent, shards = split(panel)
+    places = panel.meta["places"]
+    assert parent and all(places[k.split(":")[0]][0] in ("nation", "province") for k in parent)
+    flat = [k for s in shards for k in s]
+    assert sorted(parent + flat) == sorted(panel.keys) and len(set(flat)) == len(flat)
+    # Wuxi's counties and districts sit in Wuxi's shard, Suzhou has its own
+    home = {k.split(":")[0]: n for n, s in enumerate(shards) for k in s}
+    assert home["yixing"] == home["wuxi"] != home["suzhou"] != home["maanshan"]
+    # packing: a limit joins small places but never splits one
+    _, packed = split(panel, max_series=10 ** 6)
+    assert len(packed) == 1
+    _, tiny = split(panel, max_series=1)
+    assert len(tiny) == len(shards)
+
+
+def test_subset_renumbers_readings_and_keeps_outside_parents():
+    panel, _, _ = synthetic_panel(seed=3, n_codes=3, n_places=4, province=True)
+    assert panel.subset(panel.keys).fingerprint() == panel.fingerprint()
+    keys = ["p2:c1", "p0:c0"]
+    sub = panel.subset(keys)
+    assert sub.keys == keys
+    for n, k in enumerate(keys):
+        mine = panel.points[panel.points.s == panel.index(k)][["t", "z"]].to_numpy()
+        assert np.array_equal(sub.points[sub.points.s == n][["t", "z"]].to_numpy(), mine)
+    assert sub.info("p2:c1").parent == "prov:c1"          # its parent lives in the parent shard
+
+
+def test_parent_summary_recovers_known_moments():
+    """Draws from known laws → the summary's normals on the unconstrained scales."""
+    rng = np.random.default_rng(0)
+    n = (4, 5000)
+
+    share = rng.dirichlet([4, 1, 1], size=n)                     # (4, 5000, 3)
+    ds = xr.Dataset(
+        {"pool_scale": (("chain", "draw"), np.exp(rng.normal(-2.0, 0.3, n))),
+         "tau_tie": (("chain", "draw"), np.exp(rng.normal(-3.0, 0.5, n))),
+         "dev_scale": (("chain", "draw", "group"), np.exp(rng.normal([-1.5, -2, -2, -2, -2], 0.2, n + (5,)))),
+         "rho": (("chain", "draw"), 1 / (1 + np.exp(-rng.normal(0.5, 0.4, n)))),
+         "growth_share": (("chain", "draw", "group"), 1 / (1 + np.exp(-rng.normal(0, 1, n + (5,))))),
+         "phi_growth": (("chain", "draw", "group"), 1 / (1 + np.exp(-rng.normal(1, 0.3, n + (5,))))),
+         "pool_share": (("chain", "draw", "share"), share),
+         "mu_kind": (("chain", "draw", "kind"), rng.normal([0.08, 0.0], [0.02, 0.1], n + (2,))),
+         "mu_family": (("chain", "draw", "family"), rng.normal(0.1, 0.03, n + (1,))),
+         "mu_code": (("chain", "draw", "code"), rng.normal(0.12, 0.04, n + (1,))),
+         "mu_series": (("chain", "draw", "series"), rng.normal(0.15, 0.05, n + (1,)))},
+        coords={"kind": ["flow", "percent"], "family": ["patent/flow"], "code": ["pct"], "series": ["prov:pct"]})
+    s = ParentPosterior.from_posterior(ds)
+    assert s.hyper["pool_scale"][0] == pytest.approx(-2.0, abs=0.02)
+    assert s.hyper["pool_scale"][1] == pytest.approx(0.3, abs=0.01)
+    assert s.hyper["rho"][0] == pytest.approx(0.5, abs=0.02)
+    assert np.allclose(s.hyper["dev_scale"][1], 0.2, atol=0.01)
+    # pool shares as log-ratios to the first share: E log(X1/X0) for Dirichlet(4,1,1)
+    from scipy.special import digamma
+    assert s.hyper["pool_share"][0] == pytest.approx([digamma(1) - digamma(4)] * 2, abs=0.05)
+    assert s.growth["mu_series"]["prov:pct"] == pytest.approx((0.15, 0.05), abs=0.005)
+    assert s.growth["mu_kind"]["percent"] == pytest.approx((0.0, 0.1), abs=0.005)
+    # a different posterior is a different shard model (cache key)
+    assert s.digest() != ParentPosterior(dict(s.hyper), {}).digest()
+
+
+@pytest.mark.slow
+def test_sharded_fit_same_draws_in_process_and_on_a_local_cluster_and_close_to_joint(tmp_path):
+    """Same seed → identical draws whether the place shards run here or on a Dask
+    LocalCluster of two workers; and sharding moves no series' growth estimate far
+    from the joint fit's (the price of sharding, measured on a panel where it is known)."""
+    from dask.distributed import Client, LocalCluster
+
+    from models import HierarchicalGrowth
+
+    panel, truth, _ = synthetic_panel(seed=3, n_codes=3, n_places=4, province=True)
+    kw = dict(draws=300, tune=300, use_cache=False)
+    here = ShardedGrowth(max_series=6, **kw).fit(panel)
+    assert len(here.shards) == 3                          # the province, then two pairs of places
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=50) as cl, \
+            Client(cl) as client:
+        there = ShardedGrowth(max_series=6, client=client, **kw).fit(panel)
+    a = here.sample_posterior_predictive([2023, 2025], draws=200, seed=1)
+    b = there.sample_posterior_predictive([2023, 2025], draws=200, seed=1)
+    assert a.series.values.tolist() == panel.keys
+    assert np.array_equal(a.values, b.values)
+
+    joint = HierarchicalGrowth(**kw).fit(panel)
+    mj = joint.idata.posterior["mu_series"]
+    gap = {}
+    for m in here.shards:
+        ms = m.idata.posterior["mu_series"]
+        for k in m.panel.keys:
+            gap[k] = float(ms.sel(series=k).mean() - mj.sel(series=k).mean()) / float(mj.sel(series=k).std())
+    # measured: mean |gap| 0.25 sd, largest 0.92 sd (a province series: the places'
+    # data no longer inform it); a shard that ignored its parent is off by several sd
+    assert max(abs(v) for v in gap.values()) < 1.0, gap
+    assert np.mean([abs(v) for v in gap.values()]) < 0.35, gap
+
+
+@pytest.mark.slow
+def test_scenario_sweep_on_dask_gives_the_same_tables(registry, shipped_fit, monkeypatch):
+    """A sweep judged on a LocalCluster equals the sweep judged here, table for table."""
+    import pandas as pd
+
+    from simulate import cluster, sweep
+    from simulate.scenario import load_scenario
+
+    from conftest import ROOT
+
+    scs = [load_scenario(ROOT / "scenarios" / f, registry) for f in ("baseline.yaml", "downside.yaml")]
+    monkeypatch.setenv("IPSIM_DASK_SCHEDULER", "none")
+    here = sweep.run_sweep(scs, registry, draws=400, plan_ids=["wuxi-2024"])
+    monkeypatch.setenv("IPSIM_DASK_SCHEDULER", "")
+    monkeypatch.setenv("IPSIM_DASK_WORKERS", "2")
+    monkeypatch.setattr(sweep, "SWEEP_LOCAL_ABOVE", 1)
+    try:
+        there = sweep.run_sweep(scs, registry, draws=400, plan_ids=["wuxi-2024"])
+        assert "client" in cluster._CLIENT                       # it did run on the cluster
+    finally:
+        cluster.close()
+    for a, b in zip(here, there):
+        pd.testing.assert_frame_equal(a.probabilities, b.probabilities)
+        pd.testing.assert_frame_equal(a.forecasts, b.forecasts)
