@@ -9,7 +9,9 @@ import yaml
 from .errors import InputError, Problem
 
 
-class _LineLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (the PyPI wheels are): the registry's
+# YAML loads about 6× faster, which a warm run feels; the nodes carry the same marks.
+class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     pass
 
 
