@@ -66,7 +66,18 @@ def child(n: int, draws: int | None, sampler: str | None, province: bool, worker
                           peak_gib=round(peak, 2), max_r_hat=round(float(d.r_hat.max()), 3),
                           min_ess=int(d.ess_bulk.min()), divergences=int(d.attrs["divergences"]),
                           compile=round(timing["compile"], 1), sampling=round(timing["sampling"], 1),
-                          shards=len(getattr(m, "shards", [m])))))
+                          shards=len(getattr(m, "shards", [m])), worst=_worst(m, d))))
+
+
+def _worst(m, d) -> str:
+    """Where convergence is worst: the parameter with the lowest bulk ESS (and its
+    shard), and the divergences of each shard."""
+    row = d.sort_values("ess_bulk").iloc[0]
+    out = f"{row.name}: ESS {int(row['ess_bulk'])}, R-hat {row['r_hat']:.2f}"
+    if "shard" in d:
+        divs = [int(x.diagnostics().attrs["divergences"]) for x in m.shards]
+        out += f" (shard {int(row['shard'])}); divergences by shard {divs}"
+    return out
 
 
 def main():
@@ -120,7 +131,7 @@ def main():
         label = how(w) + (f" {r['shards']}sh" if w else "")
         print(f"{r['series']:>7} {r['readings']:>9} {label:>12} {r['seconds']:>9.1f} {r['compile']:>8.1f} {r['sampling']:>9.1f} "
               f"{r['peak_gib']:>9.2f} {r['max_r_hat']:>6.3f} "
-              f"{r['min_ess']:>6} {r['divergences']:>4}")
+              f"{r['min_ess']:>6} {r['divergences']:>4}  {r.get('worst', '')}")
 
 
 def how(workers: int) -> str:

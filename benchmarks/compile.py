@@ -1,0 +1,65 @@
+"""What a planner's data change costs before sampling starts: compiling the shipped
+model for nutpie (PyTensor's numba backend).
+
+    python benchmarks/compile.py
+
+Three compiles, each in a fresh process:
+
+1. cold: empty PyTensor compile directory and numba cache (a fresh machine);
+2. the same panel again with those caches kept (what the disk cache already saves);
+3. a changed panel (the data as of 2023: other series and readings, so another graph)
+   with the caches kept — what a planner's ``--data`` file pays today.
+
+Prints seconds per compile; asserts nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(as_of):
+    sys.path.insert(0, str(ROOT))
+    import nutpie
+
+    from models import HierarchicalGrowth, Panel
+    from simulate.registry import Registry
+
+    panel = Panel.from_registry(Registry.load(ROOT), as_of=as_of)
+    m = HierarchicalGrowth(use_cache=False)
+    t = time.perf_counter()
+    model = m.build_model(panel)
+    built = time.perf_counter() - t
+    nutpie.compile_pymc_model(model, backend="numba")
+    print(json.dumps(dict(series=len(panel.series), build=round(built, 1),
+                          compile=round(time.perf_counter() - t - built, 1))))
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        return child(None if sys.argv[2] == "all" else int(sys.argv[2]))
+    tmp = Path(tempfile.mkdtemp())
+    env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={tmp / 'pytensor'}", NUMBA_CACHE_DIR=str(tmp / "numba"))
+    print("compile of the shipped model for nutpie (numba backend), each in a fresh process")
+    for label, as_of in (("cold caches", "all"), ("same panel, caches kept", "all"),
+                         ("changed panel (as of 2023), caches kept", "2023")):
+        t = time.perf_counter()
+        p = subprocess.run([sys.executable, __file__, "--child", as_of], env=env, capture_output=True, text=True)
+        line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+        if not line:
+            print(f"{label}: failed: {p.stderr[-300:]}")
+            continue
+        r = json.loads(line[-1])
+        print(f"{label:<42} {r['series']:>4} series  build {r['build']:>5.1f} s  compile {r['compile']:>5.1f} s  "
+              f"process {time.perf_counter() - t:>5.1f} s")
+
+
+if __name__ == "__main__":
+    main()
