@@ -9,10 +9,15 @@ import yaml
 from .errors import InputError, Problem
 
 
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
 # libyaml's parser when PyYAML was built with it (the PyPI wheels are): the registry's
 # YAML loads about 6× faster, which a warm run feels; the nodes carry the same marks.
-class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    pass
+class _FastLineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's parser; a file it rejects is parsed again by _LineLoader, whose error
+    messages name the offending character (libyaml's do not)."""
 
 
 def _construct_mapping(loader, node, deep=False):
@@ -23,12 +28,12 @@ def _construct_mapping(loader, node, deep=False):
     return mapping
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 # dates stay strings (issued: 2024-05-29) — users do not expect date objects
-_LineLoader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+_RESOLVERS = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+              for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _loader in (_LineLoader, _FastLineLoader):
+    _loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _loader.yaml_implicit_resolvers = _RESOLVERS
 
 
 def read_text(path: Path) -> str:
@@ -46,6 +51,10 @@ def load_yaml(path: Path) -> Any:
     text = read_text(path)
     if not text.strip():
         raise InputError(Problem(str(path), "", "the file is empty", "write the document or remove the file"))
+    try:
+        return yaml.load(text, Loader=_FastLineLoader)
+    except yaml.YAMLError:
+        pass
     try:
         return yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:

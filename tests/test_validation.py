@@ -157,3 +157,19 @@ def test_shipped_registry_validates(run_cli):
 def test_unknown_plan_is_a_clear_error(run_cli):
     code, out, err = run_cli("plans", "show", "wuxi-2042")
     assert code == 2 and "unknown plan 'wuxi-2042'" in err and "did you mean 'wuxi-2024'" in err
+
+
+def test_fast_and_python_yaml_parsers_read_every_shipped_file_alike():
+    """libyaml's parser (the fast path) and PyYAML's own give the same data and the
+    same line numbers for every shipped YAML file; a file libyaml rejects still gets
+    the pure-Python parser's message, which names the character."""
+    import yaml
+
+    from conftest import ROOT
+    from simulate import yamlio
+
+    files = sorted(ROOT.glob("data/**/*.yaml")) + sorted(ROOT.glob("scenarios/*.yaml"))
+    assert len(files) >= 10
+    for f in files:
+        text = yamlio.read_text(f)
+        assert yaml.load(text, Loader=yamlio._FastLineLoader) == yaml.load(text, Loader=yamlio._LineLoader), f
