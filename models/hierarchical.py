@@ -259,12 +259,12 @@ class HierarchicalGrowth(Forecaster):
             tau_family = pm.Deterministic("tau_family", pool_scale * pt.sqrt(pool_share[0]))
             mu_fam = mu_kind[A["kind_of_fam"]] + tau_family * pm.Normal("z_family", 0, 1, dims="family")
             if P:
-                mu_fam = P.known(pt, "mu_family", coords["family"], mu_fam)
+                mu_fam = P.known("mu_family", coords["family"], mu_fam)
             mu_fam = pm.Deterministic("mu_family", mu_fam, dims="family")
             tau_code = pm.Deterministic("tau_code", pool_scale * pt.sqrt(pool_share[1]))
             mu_code = mu_fam[A["fam_of_code"]] + tau_code * pm.Normal("z_code", 0, 1, dims="code")
             if P:
-                mu_code = P.known(pt, "mu_code", A["codes"], mu_code)
+                mu_code = P.known("mu_code", A["codes"], mu_code)
             mu_code = pm.Deterministic("mu_code", mu_code, dims="code")
             tau_series = pm.Deterministic("tau_series", pool_scale * pt.sqrt(pool_share[2]))
             tau_tie = P.positive(pm, "tau_tie") if P else pm.HalfNormal("tau_tie", 0.05)
@@ -275,7 +275,7 @@ class HierarchicalGrowth(Forecaster):
             if len(ext):
                 # a shard's series whose parent series is in the parent shard: tied to
                 # that parent's growth as the parent shard's posterior gives it
-                mu_ext = P.known(pt, "mu_series", A["ext_keys"], None, pm=pm, name="mu_parent")
+                mu_ext = P.known("mu_series", A["ext_keys"], None, name="mu_parent")
                 mu = pt.set_subtensor(mu[ext], mu_ext[A["ext_parent"][ext]] + tau_tie * z_series[ext])
             for d in range(1, int(A["depth"].max()) + 1):
                 idx = np.where(A["depth"] == d)[0]
@@ -440,13 +440,16 @@ class HierarchicalGrowth(Forecaster):
                 self._posterior = ds.load()
         return self._posterior
 
+    def cache_file(self, panel: Panel, A: dict | None = None) -> Path:
+        """Where this model's posterior for ``panel`` is (or would be) cached."""
+        return self.cache_dir / f"{MODEL_VERSION}-{self.cache_key(panel, A)}.nc"
+
     def fit(self, panel: Panel, progressbar: bool = False, progress=None) -> "HierarchicalGrowth":
         """Sample the posterior, or load it from the cache.  ``progress(text, transient)``
         receives a stage / share done / ETA line while a fit runs (see models.progress)."""
         self.panel = panel
         self._A = self._arrays(panel)
-        key = self.cache_key(panel, self._A)
-        self.cache_path = self.cache_dir / f"{MODEL_VERSION}-{key}.nc"
+        self.cache_path = self.cache_file(panel, self._A)
         self.from_cache = False
         self._diag = None
         if self.use_cache and self.cache_path.exists():

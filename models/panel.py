@@ -22,6 +22,7 @@ Duplicated figures (mirrors of one release) are counted once, the most reliable 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -215,8 +216,6 @@ class Panel:
             out = df[df.s.isin(list(new_of))].copy()
             out["s"] = out.s.map(new_of).astype(int)
             return out.reset_index(drop=True)
-
-        import copy
 
         points = pick(self.points).sort_values(["s", "t"], kind="stable").reset_index(drop=True)
         return Panel([copy.deepcopy(self.series[old[k]]) for k in keys], points, pick(self.sums),

@@ -136,12 +136,12 @@ class ParentPosterior:
         sd = [known[str(lab)][1] if str(lab) in known else default_sd for lab in labels]
         return pm.Normal(var, mu=np.array(mean), sigma=np.array(sd), dims=dims)
 
-    def known(self, pt, var, labels, fallback, pm=None, name=None):
+    def known(self, var, labels, fallback, name=None):
         """``fallback`` with the entries the parent knows replaced by N(mean, sd) draws
         (non-centred); with ``fallback`` None every label must be known."""
-        import pymc as pm_
+        import pymc as pm
+        import pytensor.tensor as pt
 
-        pm = pm or pm_
         table = self.growth.get(var, {})
         idx = np.array([k for k, lab in enumerate(labels) if str(lab) in table], dtype=int)
         if fallback is None and len(idx) != len(labels):
@@ -214,8 +214,7 @@ class ShardedGrowth(Forecaster):
         for keys in groups:
             sub = panel.subset(keys)
             m = HierarchicalGrowth(**kw, prior=self.summary)
-            m.panel = sub
-            path = m.cache_dir / f"{_version()}-{m.cache_key(sub)}.nc"
+            path = m.cache_file(sub)
             if self.use_cache and path.exists():
                 fitted.append(m.fit(sub))          # a cache hit (or a damaged file refitted)
             else:
@@ -277,9 +276,3 @@ class ShardedGrowth(Forecaster):
         for m in self.shards:
             out.update(m.data_weight())
         return out
-
-
-def _version():
-    from .hierarchical import MODEL_VERSION
-
-    return MODEL_VERSION

@@ -29,15 +29,20 @@ def shard_mode() -> str:
     return mode
 
 
-def wants_cluster() -> bool:
-    return (os.environ.get("IPSIM_DASK_SCHEDULER") or "").strip().lower() != "none"
+def scheduler_address() -> str:
+    """``IPSIM_DASK_SCHEDULER`` as given: an address, "none", or "" (a local cluster)."""
+    return (os.environ.get("IPSIM_DASK_SCHEDULER") or "").strip()
+
+
+def in_process() -> bool:
+    return scheduler_address().lower() == "none"
 
 
 def get_client():
     """The Dask client for this process (created on first use), or None for in-process."""
-    address = (os.environ.get("IPSIM_DASK_SCHEDULER") or "").strip()
-    if address.lower() == "none":
+    if in_process():
         return None
+    address = scheduler_address()
     if "client" in _CLIENT:
         return _CLIENT["client"]
     import logging

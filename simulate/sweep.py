@@ -8,8 +8,6 @@ its own seed, so the results are the same wherever they ran.
 """
 from __future__ import annotations
 
-import os
-
 from .engine import fit_model, run_scenario
 
 # A local cluster takes ≈ 5 s to start and its workers ≈ 3 s to import the engine; a
@@ -23,7 +21,7 @@ def _judge(sc, reg, forecaster, draws, seed, plan_ids):
 
 def run_sweep(scenarios, reg, *, draws=None, seed=None, plan_ids=None, progress=None, fit_progress=None):
     """``[run_scenario(sc, reg, …) for sc in scenarios]``, the fits shared."""
-    from .cluster import get_client, run_tasks
+    from .cluster import get_client, in_process, run_tasks, scheduler_address
 
     say = progress or (lambda msg: None)
     fits = {}
@@ -35,8 +33,7 @@ def run_sweep(scenarios, reg, *, draws=None, seed=None, plan_ids=None, progress=
             if hasattr(fc, "client"):
                 fc.client = None          # a client does not travel to the workers
             fits[key] = fc
-    address = (os.environ.get("IPSIM_DASK_SCHEDULER") or "").strip()
-    on_dask = address.lower() != "none" and (address or len(scenarios) > SWEEP_LOCAL_ABOVE)
+    on_dask = not in_process() and (scheduler_address() or len(scenarios) > SWEEP_LOCAL_ABOVE)
     client = get_client() if on_dask and len(scenarios) > 1 else None
     if client is not None:
         say(f"judging {len(scenarios)} scenarios on Dask …")
