@@ -26,6 +26,9 @@ one sampler.
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytensor.tensor as pt
 from numba import njit
@@ -232,11 +235,17 @@ class KalmanFilterGrad(Op):
 def _register_numba():
     """Let nutpie's numba backend compile the Op (the same kernels, no Python call)."""
     try:
-        from pytensor.link.numba.dispatch.basic import numba_funcify
-    except ImportError:  # pragma: no cover — PyTensor without its numba backend
+        from pytensor.link.numba.dispatch.basic import default_hash_key_from_props, register_funcify_and_cache_key
+    except ImportError:  # pragma: no cover — PyTensor without its numba backend (or an older one)
         return
 
-    @numba_funcify.register(KalmanFilter)
+    # A cache key lets PyTensor store the whole compiled graph in its numba disk cache;
+    # without one a single uncacheable Op makes every fit recompile the graph (≈ 20 s).
+    # The key covers the Op's props and this file's source, so an edited kernel is
+    # never served from a stale cache entry.
+    source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+    @register_funcify_and_cache_key(KalmanFilter)
     def _funcify_filter(op, node=None, **kwargs):
         a_var = op.a_var
 
@@ -245,9 +254,9 @@ def _register_numba():
             ll, m, _ = _forward(Y, DT, N, SD, base, rho.item(), vstat, s2, theta, a_var, False)
             return ll, m
 
-        return kalman_filter
+        return kalman_filter, default_hash_key_from_props(op, kernel=source)
 
-    @numba_funcify.register(KalmanFilterGrad)
+    @register_funcify_and_cache_key(KalmanFilterGrad)
     def _funcify_grad(op, node=None, **kwargs):
         a_var = op.a_var
 
@@ -257,7 +266,7 @@ def _register_numba():
                                                g_ll, g_m)
             return gb, np.asarray(grho), gv, gs2, gth
 
-        return kalman_filter_grad
+        return kalman_filter_grad, default_hash_key_from_props(op, kernel=source)
 
 
 _register_numba()

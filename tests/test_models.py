@@ -404,6 +404,52 @@ def test_filter_op_value_and_gradient_equal_the_scan_it_replaced():
         assert np.any(np.abs(got[2]) > 1e-3) and np.any(np.abs(got[4]) > 1e-3)   # non-trivial gradients
 
 
+def test_log_survival_without_erfcx_equals_the_exact_value():
+    """The lower-bound term log P(Z > z) (written without erfcx, see below) equals
+    SciPy's log_ndtr(-z) and its exact derivative, across the switch to the asymptotic
+    series at z = 30, with no inf/nan in either branch's gradient."""
+    import pytensor
+    import pytensor.tensor as pt
+    from scipy.special import log_ndtr
+    from scipy.stats import norm
+
+    from models.hierarchical import normal_log_sf
+
+    z = pt.dvector("z")
+    f = pytensor.function([z], [normal_log_sf(z), pt.grad(normal_log_sf(z).sum(), z)])
+    g = np.r_[np.linspace(-10, 36, 4601), 29.999, 30.0, 30.001, 60.0]
+    val, grad = f(g)
+    assert np.all(np.isfinite(val)) and np.all(np.isfinite(grad))
+    assert np.max(np.abs(val - log_ndtr(-g))) < 1e-9
+    exact = -np.exp(norm.logpdf(g) - norm.logsf(g))
+    assert np.max(np.abs(grad - exact) / np.abs(exact)) < 1e-8
+
+
+def test_every_op_of_the_shipped_model_has_a_numba_cache_key(registry):
+    """issue 14 item 2: PyTensor stores a compiled graph in its numba disk cache only if
+    every Op in it has a cache key; one without (the filter Op registered the legacy
+    way; PyMC's logccdf, whose erfcx runs through a Python fallback) made every fit
+    recompile the whole graph: ≈ 21 s of the ≈ 23 s compile (benchmarks/compile.py)."""
+    import pytensor
+    import pytensor.link.numba.dispatch  # noqa: F401 — registers the backend's Ops
+    import pytensor.tensor as pt
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+    from pytensor.scalar.basic import Composite
+
+    model = HierarchicalGrowth(use_cache=False).build_model(Panel.from_registry(registry))
+    assert "lower_bounds" in [p.name for p in model.potentials]     # the erfcx path is exercised
+    logp = model.logp()
+    f = pytensor.function(model.value_vars, [logp, *pt.grad(logp, model.value_vars)], mode="NUMBA")
+    missing = []
+    for node in f.maker.fgraph.toposort():
+        if numba_funcify_and_cache_key(node.op, node=node)[1] is None:
+            inner = getattr(node.op, "scalar_op", None)
+            parts = inner.fgraph.toposort() if isinstance(inner, Composite) else []
+            missing.append((str(node.op), [str(n.op) for n in parts
+                                           if numba_funcify_and_cache_key(n.op, node=n)[1] is None]))
+    assert missing == []
+
+
 @pytest.mark.slow
 def test_both_samplers_draw_the_same_posterior(tmp_path):
     """nutpie (numba backend, the default) and PyMC's own NUTS (C backend) run the same
