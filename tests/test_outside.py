@@ -22,16 +22,19 @@ def _cases(n_met, n, plan="p", **feat):
 
 
 @pytest.mark.slow
-def test_flat_prior_gives_the_beta_binomial_posterior_mean(tmp_path):
-    # 8 of 10 met, uniform prior on p: posterior Beta(9, 3), mean 9/12 = 0.75, sd 0.120
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
+def test_flat_prior_gives_the_beta_binomial_posterior_mean(tmp_path, sampler):
+    # 8 of 10 met, uniform prior on p: posterior Beta(9, 3), mean 9/12 = 0.75, sd 0.120;
+    # with either sampler (nutpie is the default, PyMC's NUTS stays selectable)
     ov = OutsideView(draws=2000, tune=1000, covariates=False, plan_effect=False, intercept="flat",
-                     cache_dir=tmp_path).fit(_cases(8, 10))
+                     cache_dir=tmp_path, sampler=sampler).fit(_cases(8, 10))
+    assert ov.settings["sampler"] == sampler and ov.diagnostics()["divergences"] == 0
     p = ov.predict_draws(_cases(0, 1, plan="new"), draws=4000, seed=1)[:, 0]
     assert p.mean() == pytest.approx(0.75, abs=0.015)
     assert p.std() == pytest.approx(np.sqrt(9 * 3 / (12 ** 2 * 13)), abs=0.015)
     # the posterior is cached: a second fit of the same cases reads it back, same draws
     again = OutsideView(draws=2000, tune=1000, covariates=False, plan_effect=False, intercept="flat",
-                        cache_dir=tmp_path).fit(_cases(8, 10))
+                        cache_dir=tmp_path, sampler=sampler).fit(_cases(8, 10))
     assert again.from_cache
     assert np.array_equal(again.predict_draws(_cases(0, 1, plan="new"), 4000, 1), ov.predict_draws(
         _cases(0, 1, plan="new"), 4000, 1))
