@@ -105,11 +105,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "ipsim"
 
 
-# Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie): compile
-# ≈ 25 s, then ≈ 80 s for 4 chains × 3,000 iterations on 2 cores, about linear in
-# series × draws.
-COMPILE_SECONDS = 30.0
-SAMPLE_SECONDS_PER_SERIES_DRAW = 0.0001
+# Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie, cold
+# caches, 2026-11-26): compile ≈ 15 s, then ≈ 48 s for 4 chains × 3,000 iterations on
+# 2 cores, about linear in series × draws.
+COMPILE_SECONDS = 15.0
+SAMPLE_SECONDS_PER_SERIES_DRAW = 0.00005
 
 
 def expected_fit_seconds(n_series: int, settings: dict) -> float:
