@@ -95,6 +95,13 @@ MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most re
 A_SD = 2.0       # prior sd of a series' level around its mean reading (transformed scale)
 
 
+def _sampler_only(var: str) -> bool:
+    """Variables the sampler moves but no forecast reads: PyMC's unconstrained copies
+    (``rho_logodds__``) and the standard-normal raw effects (``z_series``, a shard's
+    ``tau_code_z``) — 40 % of the cached file, skipped when a warm run reads it."""
+    return var.endswith("__") or var.startswith("z_") or var.endswith("_z")
+
+
 def default_cache_dir() -> Path:
     """Posteriors and compiled models: $IPSIM_CACHE, else the user's cache directory
     ($XDG_CACHE_HOME/ipsim, by default ~/.cache/ipsim) — never inside the package."""
@@ -437,7 +444,7 @@ class HierarchicalGrowth(Forecaster):
             return self._idata.posterior
         if self._posterior is None:
             with xr.open_dataset(self.cache_path, group="posterior", engine="h5netcdf") as ds:
-                self._posterior = ds.load()
+                self._posterior = ds.drop_vars([v for v in ds.data_vars if _sampler_only(v)]).load()
         return self._posterior
 
     def cache_file(self, panel: Panel, A: dict | None = None) -> Path:
@@ -527,7 +534,7 @@ class HierarchicalGrowth(Forecaster):
         and a full set of finite draws."""
         try:
             with xr.open_dataset(self.cache_path, group="posterior", engine="h5netcdf") as ds:
-                ds = ds.load()
+                ds = ds.drop_vars([v for v in ds.data_vars if _sampler_only(v)]).load()
         except Exception as exc:  # noqa: BLE001 — h5netcdf/HDF5 raise many kinds on a bad file
             return None, f"unreadable: {type(exc).__name__}"
         for var in ("mu_series", "rho", "sigma_g", "s_growth", "phi_growth"):

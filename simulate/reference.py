@@ -17,6 +17,7 @@ outside view's prediction.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -140,11 +141,41 @@ def plan_cases(reg, plan_ids=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _cases_cache_file(reg) -> Path | None:
+    """Where the table of :func:`reference_cases` for these inputs is kept between runs.
+
+    Judging the finished plans takes about half a second of every run (a whole scenario
+    over three plans); the table depends only on the input files, the plans and
+    observations as loaded, and ipsim's own code — all in the key, so an edited file,
+    an observation added in memory or a new version of the code computes it again."""
+    import hashlib
+
+    from models.hierarchical import default_cache_dir
+
+    h = hashlib.sha256()
+    h.update(f"{reg.fingerprint()} pandas {pd.__version__}".encode())
+    h.update(pd.util.hash_pandas_object(reg.observations.astype(str), index=False).values.tobytes())
+    h.update(repr(sorted(reg.plans.items())).encode())
+    root = Path(__file__).resolve().parents[1]
+    for pkg in ("simulate", "models"):
+        for f in sorted((root / pkg).glob("*.py")):
+            h.update(f.name.encode() + f.read_bytes())
+    return default_cache_dir() / f"reference-cases-{h.hexdigest()[:20]}.pkl"
+
+
 def reference_cases(reg, problems: Problems | None = None) -> pd.DataFrame:
     """Every case (curated file + finished plans) with ``use`` and ``reason``."""
     cached = getattr(reg, "_reference_cases", None)
     if problems is None and cached is not None and cached[0] is reg.observations:
         return cached[1].copy()
+    disk = _cases_cache_file(reg) if problems is None else None
+    if disk is not None and disk.exists():
+        try:
+            out = pd.read_pickle(disk)
+            reg._reference_cases = (reg.observations, out)
+            return out.copy()
+        except Exception:  # noqa: BLE001 — a damaged entry is recomputed (and rewritten) below
+            disk.unlink(missing_ok=True)
     own = problems is None
     problems = problems or Problems()
     path = reg.home / REFERENCE_FILE
@@ -177,6 +208,14 @@ def reference_cases(reg, problems: Problems | None = None) -> pd.DataFrame:
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     out["attribute"] = out["attribute"].replace("", "unknown")
     reg._reference_cases = (reg.observations, out)   # once per registry: it judges the finished plans
+    if disk is not None:
+        try:
+            disk.parent.mkdir(parents=True, exist_ok=True)
+            tmp = disk.with_suffix(f".{os.getpid()}.tmp")
+            out.to_pickle(tmp)
+            os.replace(tmp, disk)
+        except OSError:   # a read-only cache directory: the table is simply recomputed next time
+            pass
     return out.copy()
 
 

@@ -135,3 +135,30 @@ def test_log_pool_weights():
     assert pool(0.0) == pytest.approx(0.8)
     assert pool(1.0) == pytest.approx(0.2)
     assert pool(0.5) == pytest.approx(0.5)
+
+
+def test_reference_cases_are_kept_on_disk_and_recomputed_when_an_input_changes(tmp_path, monkeypatch):
+    """issue 14 (warm one-plan run ≤ 2 s): judging the finished plans took ≈ 0.5 s of every
+    run; the table is kept between runs, keyed by the inputs and the code."""
+    import simulate.reference as ref
+
+    monkeypatch.setenv("IPSIM_CACHE", str(tmp_path))
+    first = ref.reference_cases(Registry.load(ROOT))
+    files = list(tmp_path.glob("reference-cases-*.pkl"))
+    assert len(files) == 1
+
+    def judging_again(*a, **k):
+        raise AssertionError("the finished plans were judged again")
+
+    with monkeypatch.context() as m:
+        m.setattr(ref, "plan_cases", judging_again)
+        again = ref.reference_cases(Registry.load(ROOT))        # a new process would do the same
+    pd.testing.assert_frame_equal(again, first)
+    # an observation changed in memory (a planner's --data) is another key: judged again
+    reg = Registry.load(ROOT)
+    reg.observations = reg.observations.iloc[:-1].copy()
+    assert ref._cases_cache_file(reg) != files[0]
+    # a damaged entry is discarded and recomputed
+    files[0].write_bytes(b"not a pickle")
+    pd.testing.assert_frame_equal(ref.reference_cases(Registry.load(ROOT)), first)
+    assert pd.read_pickle(files[0]).equals(first)
