@@ -46,7 +46,7 @@ def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         return child(None if sys.argv[2] == "all" else int(sys.argv[2]))
     tmp = Path(tempfile.mkdtemp())
-    env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={tmp / 'pytensor'}", NUMBA_CACHE_DIR=str(tmp / "numba"))
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp / 'pytensor'}", NUMBA_CACHE_DIR=str(tmp / "numba"))
     print("compile of the shipped model for nutpie (numba backend), each in a fresh process")
     for label, as_of in (("cold caches", "all"), ("same panel, caches kept", "all"),
                          ("changed panel (as of 2023), caches kept", "2023")):

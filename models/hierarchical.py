@@ -95,6 +95,22 @@ MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most re
 A_SD = 2.0       # prior sd of a series' level around its mean reading (transformed scale)
 
 
+def compile_for_nutpie(model):
+    """The model compiled by PyTensor's numba backend, for nutpie — without fast-math.
+
+    With fast-math (PyTensor's default) LLVM may reorder floating-point sums, and
+    whether it does depends on what got inlined — which differs between a fresh compile
+    and one assembled from the disk cache.  The draws then differed in the last bits,
+    and after a few hundred NUTS steps entirely: the same seed gave two posteriors
+    (a test fits twice, with a cold and with a warm cache).  IEEE arithmetic keeps the
+    seed's promise."""
+    import nutpie
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        return nutpie.compile_pymc_model(model, backend="numba")
+
+
 def _sampler_only(var: str) -> bool:
     """Variables the sampler moves but no forecast reads: PyMC's unconstrained copies
     (``rho_logodds__``) and the standard-normal raw effects (``z_series``, a shard's
@@ -516,7 +532,7 @@ class HierarchicalGrowth(Forecaster):
         import nutpie
 
         st = self.settings
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        compiled = compile_for_nutpie(model)
         t1 = time.perf_counter()
         tracker.set_stage("sampling")
         # a low-rank mass matrix follows the correlated pooling parameters (min bulk

@@ -220,7 +220,9 @@ class OutsideView:
                 # of PyMC's ≈ 15 s C compile + ≈ 10 s of sampling (README, Speed).
                 import nutpie
 
-                self.idata = nutpie.sample(nutpie.compile_pymc_model(model, backend="numba"), draws=st["draws"],
+                from .hierarchical import compile_for_nutpie
+
+                self.idata = nutpie.sample(compile_for_nutpie(model), draws=st["draws"],
                                            tune=st["tune"], chains=st["chains"], cores=1, seed=st["seed"],
                                            target_accept=st["target_accept"], save_warmup=False,
                                            progress_bar=False)
