@@ -74,6 +74,7 @@ counts (Poisson new units) and running totals never fall.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -128,16 +129,32 @@ def default_cache_dir() -> Path:
     return Path(base) / "ipsim"
 
 
-# Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie, cold
-# caches, 2026-11-26): compile ≈ 15 s, then ≈ 48 s for 4 chains × 3,000 iterations on
-# 2 cores, about linear in series × draws.
-COMPILE_SECONDS = 15.0
-SAMPLE_SECONDS_PER_SERIES_DRAW = 0.00005
+# Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie,
+# 2026-11-26): compiling ≈ 60 s on a machine that never compiled it (PyTensor's numba
+# cache empty), ≈ 12–26 s once that cache holds its parts; then 47–72 s for 4 chains ×
+# 3,000 iterations on 2 cores (the spread is the step size adaptation's), about linear
+# in series × draws.
+COMPILE_SECONDS_COLD = 60.0
+COMPILE_SECONDS_WARM = 20.0
+SAMPLE_SECONDS_PER_SERIES_DRAW = 0.000065
 
 
-def expected_fit_seconds(n_series: int, settings: dict) -> float:
+def compile_cache_is_warm() -> bool:
+    """Whether PyTensor's numba cache already holds compiled parts (a model was compiled
+    on this machine before), which takes most of the compile time off."""
+    import pytensor
+
+    d = Path(pytensor.config.base_compiledir) / "numba"
+    try:   # the shipped model leaves ≈ 150 index files there; a few dozen means it was seen
+        return sum(1 for _ in itertools.islice(d.rglob("*.nbi"), 50)) >= 50
+    except OSError:
+        return False
+
+
+def expected_fit_seconds(n_series: int, settings: dict, warm_compile: bool = False) -> float:
     draws = settings["chains"] * (settings["draws"] + settings["tune"]) / max(1, min(settings["chains"], 2))
-    return COMPILE_SECONDS + SAMPLE_SECONDS_PER_SERIES_DRAW * n_series * draws
+    return ((COMPILE_SECONDS_WARM if warm_compile else COMPILE_SECONDS_COLD)
+            + SAMPLE_SECONDS_PER_SERIES_DRAW * n_series * draws)
 
 
 class HierarchicalGrowth(Forecaster):
@@ -499,7 +516,8 @@ class HierarchicalGrowth(Forecaster):
         tracker = FitProgress(f"fitting {len(panel.series)} series", st["chains"] * (st["draws"] + st["tune"]), emit)
         with (tracker if progress else contextlib.nullcontext(tracker)):
             emit(f"first fit of these {len(panel.series)} series takes about "
-                 f"{expected_fit_seconds(len(panel.series), st) / 60:.0f} min; later runs reuse it "
+                 f"{expected_fit_seconds(len(panel.series), st, compile_cache_is_warm()) / 60:.0f} min; "
+                 "later runs reuse it "
                  f"({self.cache_dir})", False)
             tracker.set_stage("compiling")
             import pymc as pm  # only when sampling: importing PyMC costs seconds on a warm run
