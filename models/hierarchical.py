@@ -139,16 +139,24 @@ COMPILE_SECONDS_WARM = 20.0
 SAMPLE_SECONDS_PER_SERIES_DRAW = 0.000065
 
 
-def compile_cache_is_warm() -> bool:
-    """Whether PyTensor's numba cache already holds compiled parts (a model was compiled
-    on this machine before), which takes most of the compile time off."""
-    import pytensor
+def compile_cache_is_warm(base: Path | None = None) -> bool:
+    """Whether PyTensor's numba cache (under ``base``, default PyTensor's
+    ``base_compiledir``) already holds compiled parts — a model was compiled on this
+    machine before — which takes most of the compile time off."""
+    if base is None:
+        import pytensor
 
-    d = Path(pytensor.config.base_compiledir) / "numba"
+        base = pytensor.config.base_compiledir
+    d = Path(base) / "numba"
     try:   # the shipped model leaves ≈ 150 index files there; a few dozen means it was seen
         return sum(1 for _ in itertools.islice(d.rglob("*.nbi"), 50)) >= 50
     except OSError:
         return False
+
+
+def about(seconds: float) -> str:
+    """A duration as a planner reads it: "90 s" under five minutes (to 10 s), else minutes."""
+    return f"{max(10, round(seconds, -1)):.0f} s" if seconds < 300 else f"{seconds / 60:.0f} min"
 
 
 def expected_fit_seconds(n_series: int, settings: dict, warm_compile: bool = False) -> float:
@@ -516,7 +524,7 @@ class HierarchicalGrowth(Forecaster):
         tracker = FitProgress(f"fitting {len(panel.series)} series", st["chains"] * (st["draws"] + st["tune"]), emit)
         with (tracker if progress else contextlib.nullcontext(tracker)):
             emit(f"first fit of these {len(panel.series)} series takes about "
-                 f"{expected_fit_seconds(len(panel.series), st, compile_cache_is_warm()) / 60:.0f} min; "
+                 f"{about(expected_fit_seconds(len(panel.series), st, compile_cache_is_warm()))}; "
                  "later runs reuse it "
                  f"({self.cache_dir})", False)
             tracker.set_stage("compiling")
