@@ -96,6 +96,14 @@ MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most re
 A_SD = 2.0       # prior sd of a series' level around its mean reading (transformed scale)
 
 
+def resolve_sampler(sampler: str | None) -> str:
+    """The sampler asked for (``--sampler`` sets IPSIM_SAMPLER), else the default."""
+    sampler = sampler or os.environ.get("IPSIM_SAMPLER") or DEFAULT_SAMPLER
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+    return sampler
+
+
 def compile_for_nutpie(model):
     """The model compiled by PyTensor's numba backend, for nutpie — without fast-math.
 
@@ -117,6 +125,12 @@ def _sampler_only(var: str) -> bool:
     (``rho_logodds__``) and the standard-normal raw effects (``z_series``, a shard's
     ``tau_code_z``) — 40 % of the cached file, skipped when a warm run reads it."""
     return var.endswith("__") or var.startswith("z_") or var.endswith("_z")
+
+
+def _load_posterior(path: Path) -> xr.Dataset:
+    """The posterior group of a cached fit, in memory, without the sampler-only variables."""
+    with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+        return ds.drop_vars([v for v in ds.data_vars if _sampler_only(v)]).load()
 
 
 def default_cache_dir() -> Path:
@@ -181,11 +195,8 @@ class HierarchicalGrowth(Forecaster):
         fast = int(os.environ.get("IPSIM_MCMC_DRAWS", "0") or 0)
         draws = draws or fast or 2000
         tune = tune or fast or 1000
-        sampler = sampler or os.environ.get("IPSIM_SAMPLER") or DEFAULT_SAMPLER
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
         self.settings = dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept, seed=seed,
-                             sampler=sampler)
+                             sampler=resolve_sampler(sampler))
         self.fit_timing: dict | None = None
         # A shard of a large panel (models.sharding) takes its hyperparameters and its
         # parent series' growth from the parent shard's posterior: a ParentPosterior.
@@ -484,8 +495,7 @@ class HierarchicalGrowth(Forecaster):
         if self._idata is not None:
             return self._idata.posterior
         if self._posterior is None:
-            with xr.open_dataset(self.cache_path, group="posterior", engine="h5netcdf") as ds:
-                self._posterior = ds.drop_vars([v for v in ds.data_vars if _sampler_only(v)]).load()
+            self._posterior = _load_posterior(self.cache_path)
         return self._posterior
 
     def cache_file(self, panel: Panel, A: dict | None = None) -> Path:
@@ -575,8 +585,7 @@ class HierarchicalGrowth(Forecaster):
         (None, why): it must open, hold the model's variables with this panel's series
         and a full set of finite draws."""
         try:
-            with xr.open_dataset(self.cache_path, group="posterior", engine="h5netcdf") as ds:
-                ds = ds.drop_vars([v for v in ds.data_vars if _sampler_only(v)]).load()
+            ds = _load_posterior(self.cache_path)
         except Exception as exc:  # noqa: BLE001 — h5netcdf/HDF5 raise many kinds on a bad file
             return None, f"unreadable: {type(exc).__name__}"
         for var in ("mu_series", "rho", "sigma_g", "s_growth", "phi_growth"):
