@@ -401,7 +401,7 @@ class HierarchicalGrowth(Forecaster):
             # One Op (models.kalman): numba kernels for the filter and its hand-written
             # reverse pass, looping over each series' own readings.  A pytensor.scan
             # made every gradient cost ≈ 1 ms and took ≈ 90 s of C compile.
-            ll, m_a = KalmanFilter(A_SD ** 2)(Y, dts, M.sum(1).astype(np.int64), SDv, base, rho, vstat, s2, theta)
+            ll, m_a, _ = KalmanFilter(A_SD ** 2)(Y, dts, M.sum(1).astype(np.int64), SDv, base, rho, vstat, s2, theta)
             pm.Potential("readings", pt.sum(ll))
             # series seen only through totals or lower bounds carry an explicit level
             free = np.where(~M.any(1))[0]

@@ -40,32 +40,39 @@ LOG2PI = float(np.log(2 * np.pi))
 
 
 @njit(cache=True, fastmath=False)
-def _forward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var, keep):
-    """ll (S,), final level mean (S,); with ``keep`` also the state before every step
-    (S, K, 10) for the reverse pass."""
+def _forward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var):
+    """ll (S,), final level mean (S,) and the state before every step (S, K, 9), which
+    the reverse pass reads instead of running the filter again.  Rows past a series'
+    N readings are left unset: nothing reads them."""
     S, K = Y.shape
     ll = np.zeros(S)
     mlast = np.zeros(S)
-    saved = np.zeros((S, K if keep else 0, 10))
+    saved = np.empty((S, K, 9))
     for s in range(S):
         mL = 0.0; mg = 0.0; mu = 0.0
         PLL = a_var; PLg = 0.0; Pgg = s2[s]; PLu = 0.0; Pgu = 0.0; Puu = vstat[s]
         th = theta[s]; q2 = s2[s]; vs = vstat[s]
         acc = 0.0
+        # The transition depends on the series only through dt, and most series are
+        # read once a year: recompute its exp/expm1/pow only when dt changes (the same
+        # expressions as before, so the same bits).
+        last_dt = np.nan
+        x = 0.0; e = 0.0; em1 = 0.0; c = 0.0; phi = 0.0; qLL = 0.0; qLg = 0.0; qgg = 0.0
         for k in range(N[s]):
-            if keep:
-                st = saved[s, k]
-                st[0] = mL; st[1] = mg; st[2] = mu; st[3] = PLL; st[4] = PLg
-                st[5] = Pgg; st[6] = PLu; st[7] = Pgu; st[8] = Puu
+            st = saved[s, k]
+            st[0] = mL; st[1] = mg; st[2] = mu; st[3] = PLL; st[4] = PLg
+            st[5] = Pgg; st[6] = PLu; st[7] = Pgu; st[8] = Puu
             dt = DT[s, k]
-            x = th * dt
-            e = np.exp(-x)
-            em1 = np.expm1(-x)
-            c = -em1 / th
-            phi = rho ** dt
-            qLL = q2 * (2 * (x + em1) / th ** 2 - c * c)
-            qLg = q2 * c * (1 - e)
-            qgg = q2 * (1 - e * e)
+            if dt != last_dt:
+                x = th * dt
+                e = np.exp(-x)
+                em1 = np.expm1(-x)
+                c = -em1 / th
+                phi = rho ** dt
+                qLL = q2 * (2 * (x + em1) / th ** 2 - c * c)
+                qLg = q2 * c * (1 - e)
+                qgg = q2 * (1 - e * e)
+                last_dt = dt
             pL = mL + c * mg; pg = e * mg; pu = phi * mu
             ALL = PLL + 2 * c * PLg + c * c * Pgg + qLL
             ALg = e * (PLg + c * Pgg) + qLg
@@ -86,11 +93,11 @@ def _forward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var, keep):
 
 
 @njit(cache=True, fastmath=False)
-def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var, g_ll, g_m):
+def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, saved, g_ll, g_m):
     """Reverse pass: gradients of Σ g_ll·ll + Σ g_m·mlast with respect to base, ρ,
-    vstat, s2 and θ.  Each step's intermediates are recomputed from the saved state."""
+    vstat, s2 and θ, from the states the forward pass saved (each step's intermediates
+    are recomputed from them)."""
     S, K = Y.shape
-    _, _, saved = _forward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var, True)
     gb = np.zeros((S, K)); grho = 0.0
     gv = np.zeros(S); gs2 = np.zeros(S); gth = np.zeros(S)
     for s in range(S):
@@ -98,20 +105,28 @@ def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var, g_ll, g_m):
         bll = g_ll[s]
         bmL = g_m[s]; bmg = 0.0; bmu = 0.0
         bPLL = 0.0; bPLg = 0.0; bPgg = 0.0; bPLu = 0.0; bPgu = 0.0; bPuu = 0.0
+        last_dt = np.nan   # as in _forward: transition terms recomputed only when dt changes
+        x = 0.0; e = 0.0; em1 = 0.0; c = 0.0; phi = 0.0; uLL = 0.0; qLL = 0.0; qLg = 0.0; qgg = 0.0
         for k in range(N[s] - 1, -1, -1):
             st = saved[s, k]
             mL = st[0]; mg = st[1]; mu = st[2]; PLL = st[3]; PLg = st[4]
             Pgg = st[5]; PLu = st[6]; Pgu = st[7]; Puu = st[8]
             dt = DT[s, k]
-            x = th * dt
-            e = np.exp(-x)
-            em1 = np.expm1(-x)
-            c = -em1 / th
-            phi = rho ** dt
+            if dt != last_dt:
+                x = th * dt
+                e = np.exp(-x)
+                em1 = np.expm1(-x)
+                c = -em1 / th
+                phi = rho ** dt
+                uLL = 2 * (x + em1) / th ** 2 - c * c
+                qLL = q2 * uLL
+                qLg = q2 * c * (1 - e)
+                qgg = q2 * (1 - e * e)
+                last_dt = dt
             pL = mL + c * mg; pu = phi * mu
-            ALL = PLL + 2 * c * PLg + c * c * Pgg + q2 * (2 * (x + em1) / th ** 2 - c * c)
-            ALg = e * (PLg + c * Pgg) + q2 * c * (1 - e)
-            Agg = e * e * Pgg + q2 * (1 - e * e)
+            ALL = PLL + 2 * c * PLg + c * c * Pgg + qLL
+            ALg = e * (PLg + c * Pgg) + qLg
+            Agg = e * e * Pgg + qgg
             ALu = phi * (PLu + c * Pgu)
             Agu = e * phi * Pgu
             Auu = phi * phi * Puu + vs * (1 - phi * phi)
@@ -155,7 +170,7 @@ def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var, g_ll, g_m):
             nPuu = phi * phi * bAuu
             gv[s] += (1 - phi * phi) * bAuu
             # process noise: qLL = s2 (2 (x + em1)/θ² − c²), qLg = s2 c (1 − e), qgg = s2 (1 − e²)
-            gs2[s] += (bALL * (2 * (x + em1) / th ** 2 - c * c) + bALg * c * (1 - e) + bAgg * (1 - e * e))
+            gs2[s] += (bALL * uLL + bALg * c * (1 - e) + bAgg * (1 - e * e))
             bx += bALL * q2 * 2 / th ** 2
             bem1 += bALL * q2 * 2 / th ** 2
             gth[s] += bALL * q2 * (-4 * (x + em1) / th ** 3)
@@ -178,8 +193,13 @@ def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var, g_ll, g_m):
 
 class KalmanFilter(Op):
     """(Y, DT, N, SD, base, ρ, vstat, s2, θ) → (log-likelihood per series, filtered
-    level after the last reading).  Y, DT, SD, base are (S, K) with each series'
-    readings first; N (S,) counts them.  ``a_var`` is the prior variance of the level."""
+    level after the last reading, the filter's states).  Y, DT, SD, base are (S, K)
+    with each series' readings first; N (S,) counts them.  ``a_var`` is the prior
+    variance of the level.
+
+    The third output (S, K, 9) is what the reverse pass reads: handing it over instead
+    of running the filter again inside the gradient took one of the three passes out
+    of every logp + gradient.  It carries no gradient of its own (use the first two)."""
 
     __props__ = ("a_var",)
 
@@ -192,42 +212,43 @@ class KalmanFilter(Op):
                pt.as_tensor_variable(base, dtype="float64"), pt.as_tensor_variable(rho, dtype="float64"),
                pt.as_tensor_variable(vstat, dtype="float64"), pt.as_tensor_variable(s2, dtype="float64"),
                pt.as_tensor_variable(theta, dtype="float64")]
-        return Apply(self, ins, [pt.dvector(), pt.dvector()])
+        return Apply(self, ins, [pt.dvector(), pt.dvector(), pt.dtensor3()])
 
     def perform(self, node, inputs, outputs):
         Y, DT, N, SD, base, rho, vstat, s2, theta = inputs
-        ll, m, _ = _forward(Y, DT, N, SD, base, float(rho), vstat, s2, theta, self.a_var, False)
+        ll, m, saved = _forward(Y, DT, N, SD, base, float(rho), vstat, s2, theta, self.a_var)
         outputs[0][0] = ll
         outputs[1][0] = m
+        outputs[2][0] = saved
 
     def connection_pattern(self, node):
-        return [[False, False]] * 4 + [[True, True]] * 5
+        return [[False, False, False]] * 4 + [[True, True, False]] * 5
 
-    def grad(self, inputs, output_grads):
-        g_ll, g_m = output_grads
+    def L_op(self, inputs, outputs, output_grads):
+        g_ll, g_m = output_grads[:2]
         S = inputs[0].shape[0]
         g_ll = pt.zeros(S) if isinstance(g_ll.type, DisconnectedType) else g_ll
         g_m = pt.zeros(S) if isinstance(g_m.type, DisconnectedType) else g_m
-        gb, grho, gv, gs2, gth = KalmanFilterGrad(self.a_var)(*inputs, g_ll, g_m)
+        gb, grho, gv, gs2, gth = KalmanFilterGrad()(*inputs, outputs[2], g_ll, g_m)
         return [DisconnectedType()()] * 4 + [gb, grho, gv, gs2, gth]
 
     def infer_shape(self, fgraph, node, shapes):
-        return [(shapes[0][0],), (shapes[0][0],)]
+        S, K = shapes[0]
+        return [(S,), (S,), (S, K, 9)]
 
 
 class KalmanFilterGrad(Op):
-    __props__ = ("a_var",)
+    """The reverse pass of :class:`KalmanFilter` over the states it saved."""
 
-    def __init__(self, a_var: float):
-        self.a_var = float(a_var)
+    __props__ = ()
 
     def make_node(self, *inputs):
         ins = [pt.as_tensor_variable(x) for x in inputs]
         return Apply(self, ins, [pt.dmatrix(), pt.dscalar(), pt.dvector(), pt.dvector(), pt.dvector()])
 
     def perform(self, node, inputs, outputs):
-        Y, DT, N, SD, base, rho, vstat, s2, theta, g_ll, g_m = inputs
-        res = _backward(Y, DT, N, SD, base, float(rho), vstat, s2, theta, self.a_var, g_ll, g_m)
+        Y, DT, N, SD, base, rho, vstat, s2, theta, saved, g_ll, g_m = inputs
+        res = _backward(Y, DT, N, SD, base, float(rho), vstat, s2, theta, saved, g_ll, g_m)
         for out, r in zip(outputs, res):
             out[0] = np.asarray(r, dtype=float)
 
@@ -251,18 +272,15 @@ def _register_numba():
 
         @njit
         def kalman_filter(Y, DT, N, SD, base, rho, vstat, s2, theta):
-            ll, m, _ = _forward(Y, DT, N, SD, base, rho.item(), vstat, s2, theta, a_var, False)
-            return ll, m
+            return _forward(Y, DT, N, SD, base, rho.item(), vstat, s2, theta, a_var)
 
         return kalman_filter, default_hash_key_from_props(op, kernel=source)
 
     @register_funcify_and_cache_key(KalmanFilterGrad)
     def _funcify_grad(op, node=None, **kwargs):
-        a_var = op.a_var
-
         @njit
-        def kalman_filter_grad(Y, DT, N, SD, base, rho, vstat, s2, theta, g_ll, g_m):
-            gb, grho, gv, gs2, gth = _backward(Y, DT, N, SD, base, rho.item(), vstat, s2, theta, a_var,
+        def kalman_filter_grad(Y, DT, N, SD, base, rho, vstat, s2, theta, saved, g_ll, g_m):
+            gb, grho, gv, gs2, gth = _backward(Y, DT, N, SD, base, rho.item(), vstat, s2, theta, saved,
                                                g_ll, g_m)
             return gb, np.asarray(grho), gv, gs2, gth
 
