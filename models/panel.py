@@ -237,7 +237,15 @@ def _frame(rows: list, columns: list) -> pd.DataFrame:
 
 def _sd(sd: float, reliability: str, info: SeriesInfo, z: float) -> float:
     """Noise on the transformed scale: relative (log) for counts and amounts; for shares
-    and scores a few hundredths of a point, carried to the logit scale at the reading."""
+    and scores a few hundredths of a point, carried to the logit scale at the reading.
+
+    A count of units (工作站, 联盟, 示范企业) is exact as a tally but scatters around the
+    expected number the path describes as a Poisson draw does: on the log scale its
+    sd is ≈ 1/√n (delta method; 0 is read as 0.5, so 1/√0.5).  Without it a reading
+    of 3 pinned the level to ±1 %, and a series of small counts (0, 2, 1, 3) read as
+    violent growth swings that widened every count series' deviation scales."""
+    if info.kind == "count":
+        return float(np.hypot(sd, np.exp(-z / 2)))
     if info.kind not in LOGIT_KINDS:
         return sd
     p = 1.0 / (1.0 + np.exp(-z))
