@@ -81,13 +81,12 @@ def _forward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var):
             Agu = e * phi * Pgu
             Auu = phi * phi * Puu + vs * (1 - phi * phi)
             F = ALL + 2 * ALu + Auu + SD[s, k] ** 2
-            iF = 1.0 / F    # one division per step; the rest multiply
             v = Y[s, k] - base[s, k] - pL - pu
-            acc += -0.5 * (LOG2PI + np.log(F) + v * v * iF)
+            acc += -0.5 * (LOG2PI + np.log(F) + v * v / F)
             hL = ALL + ALu; hg = ALg + Agu; hu = ALu + Auu
-            mL = pL + hL * v * iF; mg = pg + hg * v * iF; mu = pu + hu * v * iF
-            PLL = ALL - hL * hL * iF; PLg = ALg - hL * hg * iF; Pgg = Agg - hg * hg * iF
-            PLu = ALu - hL * hu * iF; Pgu = Agu - hg * hu * iF; Puu = Auu - hu * hu * iF
+            mL = pL + hL * v / F; mg = pg + hg * v / F; mu = pu + hu * v / F
+            PLL = ALL - hL * hL / F; PLg = ALg - hL * hg / F; Pgg = Agg - hg * hg / F
+            PLu = ALu - hL * hu / F; Pgu = Agu - hg * hu / F; Puu = Auu - hu * hu / F
         ll[s] = acc
         mlast[s] = mL
     return ll, mlast, saved
@@ -101,10 +100,8 @@ def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, saved, g_ll, g_m):
     S, K = Y.shape
     gb = np.zeros((S, K)); grho = 0.0
     gv = np.zeros(S); gs2 = np.zeros(S); gth = np.zeros(S)
-    irho = 1.0 / rho
     for s in range(S):
         th = theta[s]; q2 = s2[s]; vs = vstat[s]
-        ith = 1.0 / th; ith2 = ith * ith; ith3 = ith2 * ith
         bll = g_ll[s]
         bmL = g_m[s]; bmg = 0.0; bmu = 0.0
         bPLL = 0.0; bPLg = 0.0; bPgg = 0.0; bPLu = 0.0; bPgu = 0.0; bPuu = 0.0
@@ -134,20 +131,18 @@ def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, saved, g_ll, g_m):
             Agu = e * phi * Pgu
             Auu = phi * phi * Puu + vs * (1 - phi * phi)
             F = ALL + 2 * ALu + Auu + SD[s, k] ** 2
-            iF = 1.0 / F
-            iF2 = iF * iF
             v = Y[s, k] - base[s, k] - pL - pu
             hL = ALL + ALu; hg = ALg + Agu; hu = ALu + Auu
             # --- update step: m' = p + h v / F, P' = A - h hᵀ / F, ll += ...
             sm = bmL * hL + bmg * hg + bmu * hu
-            bv = sm * iF - bll * v * iF
-            bF = (-sm * v * iF2
+            bv = sm / F - bll * v / F
+            bF = (-sm * v / F ** 2
                   + (bPLL * hL * hL + bPLg * hL * hg + bPgg * hg * hg + bPLu * hL * hu
-                     + bPgu * hg * hu + bPuu * hu * hu) * iF2
-                  - 0.5 * bll * (iF - v * v * iF2))
-            bhL = bmL * v * iF - (2 * bPLL * hL + bPLg * hg + bPLu * hu) * iF
-            bhg = bmg * v * iF - (bPLg * hL + 2 * bPgg * hg + bPgu * hu) * iF
-            bhu = bmu * v * iF - (bPLu * hL + bPgu * hg + 2 * bPuu * hu) * iF
+                     + bPgu * hg * hu + bPuu * hu * hu) / F ** 2
+                  - 0.5 * bll * (1 / F - v * v / F ** 2))
+            bhL = bmL * v / F - (2 * bPLL * hL + bPLg * hg + bPLu * hu) / F
+            bhg = bmg * v / F - (bPLg * hL + 2 * bPgg * hg + bPgu * hu) / F
+            bhu = bmu * v / F - (bPLu * hL + bPgu * hg + 2 * bPuu * hu) / F
             bpL = bmL - bv; bpg = bmg; bpu = bmu - bv
             gb[s, k] -= bv
             bALL = bPLL + bhL + bF
@@ -176,18 +171,18 @@ def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, saved, g_ll, g_m):
             gv[s] += (1 - phi * phi) * bAuu
             # process noise: qLL = s2 (2 (x + em1)/θ² − c²), qLg = s2 c (1 − e), qgg = s2 (1 − e²)
             gs2[s] += (bALL * uLL + bALg * c * (1 - e) + bAgg * (1 - e * e))
-            bx += bALL * q2 * 2 * ith2
-            bem1 += bALL * q2 * 2 * ith2
-            gth[s] += bALL * q2 * (-4 * (x + em1) * ith3)
+            bx += bALL * q2 * 2 / th ** 2
+            bem1 += bALL * q2 * 2 / th ** 2
+            gth[s] += bALL * q2 * (-4 * (x + em1) / th ** 3)
             bc += bALL * q2 * (-2 * c) + bALg * q2 * (1 - e)
             be += -bALg * q2 * c - 2 * e * q2 * bAgg
             # c = −em1/θ, em1 = e^{−x} − 1, e = e^{−x}, x = θ dt, φ = ρ^dt
-            bem1 += -bc * ith
-            gth[s] += bc * em1 * ith2
+            bem1 += -bc / th
+            gth[s] += bc * em1 / th ** 2
             bx += -e * bem1 - e * be
             gth[s] += dt * bx
             if dt != 0.0:
-                grho += dt * phi * irho * bphi
+                grho += dt * phi / rho * bphi
             bmL = nmL; bmg = nmg; bmu = nmu
             bPLL = nPLL; bPLg = nPLg; bPgg = nPgg; bPLu = nPLu; bPgu = nPgu; bPuu = nPuu
         # initial state: Pgg = s2, Puu = vstat
