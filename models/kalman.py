@@ -39,6 +39,21 @@ from pytensor.graph.op import Op
 LOG2PI = float(np.log(2 * np.pi))
 
 
+@njit(inline="always", fastmath=False)
+def _transition(th, q2, rho, dt):
+    """The transition over dt years: x = θ dt, e = e^{−x}, em1 = e^{−x} − 1,
+    c = (1 − e)/θ, φ = ρ^dt, uLL = Q_LL / s², and Q_Lg, Q_gg (see the module docstring).
+    One place for both passes, so the reverse pass recomputes exactly what the forward
+    pass used."""
+    x = th * dt
+    e = np.exp(-x)
+    em1 = np.expm1(-x)
+    c = -em1 / th
+    phi = rho ** dt
+    uLL = 2 * (x + em1) / th ** 2 - c * c
+    return x, e, em1, c, phi, uLL, q2 * c * (1 - e), q2 * (1 - e * e)
+
+
 @njit(cache=True, fastmath=False)
 def _forward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var):
     """ll (S,), final level mean (S,) and the state before every step (S, K, 9), which
@@ -57,21 +72,15 @@ def _forward(Y, DT, N, SD, base, rho, vstat, s2, theta, a_var):
         # read once a year: recompute its exp/expm1/pow only when dt changes (the same
         # expressions as before, so the same bits).
         last_dt = np.nan
-        x = 0.0; e = 0.0; em1 = 0.0; c = 0.0; phi = 0.0; qLL = 0.0; qLg = 0.0; qgg = 0.0
+        x = 0.0; e = 0.0; em1 = 0.0; c = 0.0; phi = 0.0; uLL = 0.0; qLL = 0.0; qLg = 0.0; qgg = 0.0
         for k in range(N[s]):
             st = saved[s, k]
             st[0] = mL; st[1] = mg; st[2] = mu; st[3] = PLL; st[4] = PLg
             st[5] = Pgg; st[6] = PLu; st[7] = Pgu; st[8] = Puu
             dt = DT[s, k]
             if dt != last_dt:
-                x = th * dt
-                e = np.exp(-x)
-                em1 = np.expm1(-x)
-                c = -em1 / th
-                phi = rho ** dt
-                qLL = q2 * (2 * (x + em1) / th ** 2 - c * c)
-                qLg = q2 * c * (1 - e)
-                qgg = q2 * (1 - e * e)
+                x, e, em1, c, phi, uLL, qLg, qgg = _transition(th, q2, rho, dt)
+                qLL = q2 * uLL
                 last_dt = dt
             pL = mL + c * mg; pg = e * mg; pu = phi * mu
             ALL = PLL + 2 * c * PLg + c * c * Pgg + qLL
@@ -113,15 +122,8 @@ def _backward(Y, DT, N, SD, base, rho, vstat, s2, theta, saved, g_ll, g_m):
             Pgg = st[5]; PLu = st[6]; Pgu = st[7]; Puu = st[8]
             dt = DT[s, k]
             if dt != last_dt:
-                x = th * dt
-                e = np.exp(-x)
-                em1 = np.expm1(-x)
-                c = -em1 / th
-                phi = rho ** dt
-                uLL = 2 * (x + em1) / th ** 2 - c * c
+                x, e, em1, c, phi, uLL, qLg, qgg = _transition(th, q2, rho, dt)
                 qLL = q2 * uLL
-                qLg = q2 * c * (1 - e)
-                qgg = q2 * (1 - e * e)
                 last_dt = dt
             pL = mL + c * mg; pu = phi * mu
             ALL = PLL + 2 * c * PLg + c * c * Pgg + qLL
