@@ -4,6 +4,10 @@
 >>> fc = get_forecaster("hierarchical").fit(panel)
 >>> paths = fc.sample_posterior_predictive(range(2023, 2027), draws=4000, seed=1)
 """
+from .lazy_dask import install as _install_lazy_dask
+
+_install_lazy_dask()  # before any xarray variable exists: saves ≈ 0.5 s per run
+
 from .base import Forecaster, ModelRefusal
 from .ets import ETS, ARIMADrift
 from .hierarchical import HierarchicalGrowth
