@@ -497,9 +497,9 @@ def _check_duplicates(df: pd.DataFrame, problems: Problems) -> None:
     differently (7.4万 vs 73812) and are fine."""
     if df.empty:
         return
-    for key, g in df.groupby(["jurisdiction", "series", "year", "period"]):
-        if len(g) < 2:
-            continue
+    cols = ["jurisdiction", "series", "year", "period"]
+    df = df[df.duplicated(cols, keep=False)]   # only figures given more than once
+    for key, g in df.groupby(cols):
         # a lower bound (超过 b) and a reading ≥ b say the same thing; a reading below the
         # bound contradicts it
         bounds, g = g[g.lower_bound.astype(bool)], g[~g.lower_bound.astype(bool)]
