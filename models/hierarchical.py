@@ -217,11 +217,14 @@ class HierarchicalGrowth(Forecaster):
         K = max(1, min(MAX_POINTS, int(pts.groupby("s").size().max()) if len(pts) else 1))
         Y = np.zeros((S, K)); T = np.zeros((S, K)); SD = np.ones((S, K)); M = np.zeros((S, K), bool)
         tref = np.full(S, 2020.0); center = np.zeros(S)
-        for s, g in pts.groupby("s"):
-            g = g.sort_values("t").tail(K)
-            n = len(g)
-            Y[s, :n], T[s, :n], SD[s, :n], M[s, :n] = g.z, g.t, g.sd, True
-            tref[s] = g.t.mean(); center[s] = g.z.mean()
+        if len(pts):   # each series' last K readings in time order, first in its row
+            p = pts.sort_values(["s", "t"], kind="stable")
+            p = p[p.groupby("s").cumcount(ascending=False).to_numpy() < K]
+            s_of, col = p.s.to_numpy().astype(int), p.groupby("s").cumcount().to_numpy()
+            Y[s_of, col], T[s_of, col], SD[s_of, col], M[s_of, col] = p.z, p.t, p.sd, True
+            for s in np.unique(s_of):
+                n = M[s].sum()
+                tref[s] = T[s, :n].sum() / n; center[s] = Y[s, :n].sum() / n
         for s in range(S):  # series seen only through totals or bounds
             if not M[s].any():
                 rows = pd.concat([panel.sums[panel.sums.s == s], panel.censored[panel.censored.s == s]])
