@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError, Problem, Problems, allowed, did_you_mean
@@ -499,6 +500,13 @@ def _check_duplicates(df: pd.DataFrame, problems: Problems) -> None:
         return
     cols = ["jurisdiction", "series", "year", "period"]
     df = df[df.duplicated(cols, keep=False)]   # only figures given more than once
+    # Most repeats are mirrors of one release (same value, no bound); the checks below
+    # run only where a bound or values more than 1 % apart could raise a problem.
+    lb = df.lower_bound.astype(bool)
+    agg = df[~lb & (df.reliability != "estimate")].groupby(cols).value.agg(["min", "max", "size"])
+    spread = (agg["size"] >= 2) & (agg["max"] - agg["min"] > 0.01 * np.maximum(agg["max"].abs(), 1e-9))
+    look = set(agg.index[spread]) | set(map(tuple, df.loc[lb, cols].itertuples(index=False)))
+    df = df[[k in look for k in zip(*(df[c] for c in cols))]]
     for key, g in df.groupby(cols):
         # a lower bound (超过 b) and a reading ≥ b say the same thing; a reading below the
         # bound contradicts it
