@@ -31,6 +31,7 @@ from models.transforms import LOGIT_KINDS, forward
 
 from . import scoring
 from .registry import Registry
+from .resampling import accuracy_intervals
 from .scenario import Scenario
 
 DEFAULT_MODELS = ["hierarchical", "ets", "arima", "cagr", "linear", "last"]
@@ -292,6 +293,13 @@ def report_markdown(res: BacktestResult, command: str) -> str:
            "\n## Series forecasts: coverage and CRPS by model and horizon\n\n", _md(ss),
            "\n## Paired CRPS against the hierarchical model (same points)\n",
            "`reference_wins` = share of points where the hierarchical model's CRPS is lower.\n\n", _md(pc),
+           "\n## How sure these figures are (bootstrap over series)\n",
+           "Points of one series, scored from several origins, share its surprises, and the far horizons rest on "
+           "few series (column `series`).  Each figure's 90 % interval resamples whole series "
+           "(simulate/resampling.py).  `gain_vs_<rule>` = the rule's CRPS minus the hierarchical model's on the "
+           "points both forecast: above 0 the model is better; an interval that straddles 0 cannot tell.  ETS and "
+           "ARIMA forecast only series with ≥ 6 full-year readings, so their columns compare on those alone.\n\n",
+           _md(accuracy_intervals(pts)),
            "\n## Past plans: P(met) against what happened\n",
            "As of the plan start and mid-term, with the data published by then.  The progress-ratio rule "
            "(时间过半、任务过半) is P = 1 when the ratio ≥ 1; it needs a reading after the baseline, so it is not "
@@ -349,6 +357,7 @@ def write_backtest(res: BacktestResult, out_root, command: str = "ipsim backtest
         _csv(res.plan_cases, tmp / "plan_cases.csv")
         _csv(res.series_scores(), tmp / "series_scores.csv")
         _csv(paired_crps(res.points), tmp / "paired_crps.csv")
+        _csv(accuracy_intervals(res.points), tmp / "accuracy_intervals.csv")
         _csv(res.plan_scores(), tmp / "plan_scores.csv")
         if len(res.calibration):
             from .calibration import paired_scores, reliability_png, reliability_table
