@@ -506,7 +506,9 @@ def _check_duplicates(df: pd.DataFrame, problems: Problems) -> None:
     agg = df[~lb & (df.reliability != "estimate")].groupby(cols).value.agg(["min", "max", "size"])
     spread = (agg["size"] >= 2) & (agg["max"] - agg["min"] > 0.01 * np.maximum(agg["max"].abs(), 1e-9))
     look = set(agg.index[spread]) | set(map(tuple, df.loc[lb, cols].itertuples(index=False)))
-    df = df[[k in look for k in zip(*(df[c] for c in cols))]]
+    if not look:
+        return
+    df = df[np.array([k in look for k in zip(*(df[c] for c in cols))], dtype=bool)]
     for key, g in df.groupby(cols):
         # a lower bound (超过 b) and a reading ≥ b say the same thing; a reading below the
         # bound contradicts it
