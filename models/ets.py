@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .base import Forecaster, ModelRefusal
+from .base import Forecaster, ModelRefusal, stable_seed
 from .panel import Panel
 
 MIN_ETS = 6
@@ -26,10 +26,14 @@ MIN_ARIMA = 4
 class _StatsmodelsForecaster(Forecaster):
     min_points = 4
 
-    def fit(self, panel: Panel, **kwargs):
+    def fit(self, panel: Panel, keys=None, **kwargs):
+        """Fit every series of ``panel`` (or only ``keys``) that is long enough."""
         self.panel = panel
         self.fits = {}
+        wanted = None if keys is None else set(keys)
         for s, info in enumerate(panel.series):
+            if wanted is not None and info.key not in wanted:
+                continue
             g = panel.points[(panel.points.s == s)]
             g = g[np.isclose(g.t, g.t.round())].copy()
             g["year"] = g.t.round().astype(int)
@@ -51,8 +55,10 @@ class _StatsmodelsForecaster(Forecaster):
         keys = [k for k in (keys if keys is not None else self.panel.keys) if k in self.fits]
         years = np.asarray(list(years), dtype=int)
         z = np.empty((draws, len(keys), len(years)))
-        rng = np.random.default_rng(seed)
         for j, k in enumerate(keys):
+            # a stream per series (apart from the trend model's streams of that series):
+            # its paths do not depend on what else is drawn
+            rng = np.random.default_rng([seed, stable_seed(k), 2])
             res, last = self.fits[k]
             hist = pd.Series(res.model.endog.ravel() if hasattr(res.model, "endog") else res.data.endog,
                              index=range(last - len(res.model.endog) + 1, last + 1))
