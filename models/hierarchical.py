@@ -186,8 +186,11 @@ class HierarchicalGrowth(Forecaster):
 
     def __init__(self, draws: int | None = None, tune: int | None = None, chains: int = 4, target_accept: float = 0.99,
                  seed: int = 20240529, cache_dir: Path | None = None, use_cache: bool = True,
-                 sampler: str | None = None, prior=None, cores: int | None = None):
+                 sampler: str | None = None, prior=None, cores: int | None = None, combine_ets: bool = True):
         super().__init__()
+        # Long series' paths are an equal mix with a damped trend (models.combination);
+        # the posterior does not depend on it, only the paths drawn from it.
+        self.combine_ets = combine_ets
         # IPSIM_MCMC_DRAWS lets the test suite use shorter (still real) chains; the
         # product default is 4 chains of 1000 tuning + 2000 kept draws: the pooling
         # spreads mix slowly (bulk ESS ≈ 250 from 4 × 1000), and the convergence rule
@@ -794,7 +797,12 @@ class HierarchicalGrowth(Forecaster):
                 rows = np.where((inv >= u.start) & (inv < u.stop))[0]
                 k = inv[rows] - u.start
                 z[rows[:, None], cols[None, :]] = mean_u[k] + np.einsum("dsgh,dsh->dsg", L[k], eps[rows][:, cols])
-        return self._wrap(z, keys, years.astype(int), seed)
+        paths = self._wrap(z, keys, years.astype(int), seed)
+        if self.combine_ets:
+            from .combination import combine_with_ets
+
+            paths = combine_with_ets(paths, self.panel, seed)
+        return paths
 
 
 def normal_log_sf(z):
