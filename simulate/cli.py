@@ -614,10 +614,23 @@ def main(argv=None):
     def _terminate(signum, frame):
         raise Terminated()
 
+    installed, previous = False, None
     try:
-        signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        installed = True
     except ValueError:  # not the main thread (embedded use): leave signals alone
         pass
+    try:
+        _dispatch(argv)
+    finally:
+        # called in-process (tests, a notebook), the caller's own SIGTERM handling
+        # comes back: a later SIGTERM must not raise ipsim's Terminated in their code
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _dispatch(argv):
+    """Run the click command; every outcome ends in sys.exit with ipsim's status."""
     try:
         cli.main(args=argv, prog_name="ipsim", standalone_mode=False)
     except InputError as exc:

@@ -83,3 +83,22 @@ def test_two_cli_runs_same_seed_byte_identical(shipped_fit, run_cli, tmp_path):
     for key in ("command", "seed", "draws", "inputs", "versions", "registry_fingerprint"):
         assert man[key], key
     assert man["scenarios"][0]["fit"]["panel"]
+
+
+def test_the_cli_called_in_process_gives_back_the_callers_sigterm_handler(run_cli):
+    # main() turns SIGTERM into a clean exit while it runs; afterwards a SIGTERM must
+    # reach the caller's own handler, not raise ipsim's Terminated in unrelated code
+    seen = []
+
+    def mine(signum, frame):
+        seen.append(signum)
+
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        code, _, err = run_cli("validate")
+        assert code == 0, err
+        assert signal.getsignal(signal.SIGTERM) is mine
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, old)
