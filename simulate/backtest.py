@@ -31,7 +31,7 @@ from models.transforms import LOGIT_KINDS, forward
 
 from . import scoring
 from .registry import Registry
-from .resampling import accuracy_intervals
+from .resampling import accuracy_intervals, interval_table
 from .scenario import Scenario
 
 DEFAULT_MODELS = ["hierarchical", "ets", "arima", "cagr", "linear", "last"]
@@ -299,7 +299,7 @@ def report_markdown(res: BacktestResult, command: str) -> str:
            "(simulate/resampling.py).  `gain_vs_<rule>` = the rule's CRPS minus the hierarchical model's on the "
            "points both forecast: above 0 the model is better; an interval that straddles 0 cannot tell.  ETS and "
            "ARIMA forecast only series with ≥ 6 full-year readings, so their columns compare on those alone.\n\n",
-           _md(accuracy_intervals(pts)),
+           _md(interval_table(accuracy_intervals(pts))),
            "\n## Past plans: P(met) against what happened\n",
            "As of the plan start and mid-term, with the data published by then.  The progress-ratio rule "
            "(时间过半、任务过半) is P = 1 when the ratio ≥ 1; it needs a reading after the baseline, so it is not "

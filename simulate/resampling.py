@@ -71,3 +71,17 @@ def accuracy_intervals(points: pd.DataFrame, *, level: float = 0.9, n_boot: int 
             row.update({f"gain_vs_{rule}": g, f"gain_vs_{rule}_lo": g_lo, f"gain_vs_{rule}_hi": g_hi})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def interval_table(intervals: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """:func:`accuracy_intervals` for reading: one column per figure, "value (lo…hi)"."""
+    if not len(intervals):
+        return intervals
+    out = intervals[["horizon", "n", "series"]].copy()
+    fmt = f"{{:.{digits}f}}"
+    for col in [c for c in intervals.columns if c in ("cover80",) or (c.startswith("gain_vs_") and
+                                                                      not c.endswith(("_lo", "_hi")))]:
+        v, lo, hi = intervals[col], intervals[col + "_lo"], intervals[col + "_hi"]
+        out[col] = [f"{fmt.format(a)} ({fmt.format(b)}…{fmt.format(c)})" if a == a else "—"
+                    for a, b, c in zip(v, lo, hi)]
+    return out

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from simulate.resampling import accuracy_intervals, series_bootstrap
+from simulate.resampling import accuracy_intervals, interval_table, series_bootstrap
 
 
 def test_independent_points_give_the_binomial_interval():
@@ -52,3 +52,6 @@ def test_gain_sign_follows_which_model_is_closer():
     assert np.isclose(t.loc["1–2", "gain_vs_last"], 0.05)
     assert t.loc["3", "gain_vs_last_lo"] > 0.049 and t.loc["3", "series"] == 8
     assert t.loc["3–5", "n"] == 8 and t.loc["1–2", "cover80"] == 1.0
+    shown = interval_table(t.reset_index()).set_index("horizon")
+    assert shown.loc["1–2", "cover80"] == "1.000 (1.000…1.000)"
+    assert shown.loc["1–2", "gain_vs_last"] == "0.050 (0.050…0.050)"
