@@ -69,7 +69,11 @@ their correlation with the other readings of the series).
 Forecast paths condition the Gaussian deviations :math:`x_i + u_i` (and the level) on
 the series' own readings exactly (per posterior draw, with :func:`deviation_cov`, the
 covariance the filter runs), then move to the natural scale; counts are drawn as
-counts (Poisson new units) and running totals never fall.
+counts (Poisson new units) and running totals never fall.  On a series with at least
+six full-year readings every second path's future is then taken from a damped-trend
+ETS fitted to that series alone (:mod:`models.combination`, ``combine_ets``): the
+growth persistence :math:`\phi_g` is hardly informed by the data, so where growth
+slowed this model returns to :math:`\mu_i` sooner than such series did.
 """
 from __future__ import annotations
 
