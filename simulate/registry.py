@@ -492,6 +492,11 @@ def _check_obs_row(path, line, r, series, jurisdictions, problems):
                 file=str(path), line=line)
 
 
+def _more_than_1pct_apart(lo, hi):
+    """Two copies of a figure differ, not merely by rounding (scalars or arrays)."""
+    return hi - lo > 0.01 * np.maximum(abs(hi), 1e-9)
+
+
 def _check_duplicates(df: pd.DataFrame, problems: Problems) -> None:
     """Same place, series, year and period with different values is an error unless
     one copy is an estimate.  Values within 1 % are the same figure rounded
@@ -504,7 +509,7 @@ def _check_duplicates(df: pd.DataFrame, problems: Problems) -> None:
     # run only where a bound or values more than 1 % apart could raise a problem.
     lb = df.lower_bound.astype(bool)
     agg = df[~lb & (df.reliability != "estimate")].groupby(cols).value.agg(["min", "max", "size"])
-    spread = (agg["size"] >= 2) & (agg["max"] - agg["min"] > 0.01 * np.maximum(agg["max"].abs(), 1e-9))
+    spread = (agg["size"] >= 2) & _more_than_1pct_apart(agg["min"], agg["max"])
     look = set(agg.index[spread]) | set(map(tuple, df.loc[lb, cols].itertuples(index=False)))
     if not look:
         return
@@ -523,7 +528,7 @@ def _check_duplicates(df: pd.DataFrame, problems: Problems) -> None:
         if len(firm) < 2:
             continue
         lo, hi = firm.value.min(), firm.value.max()
-        if hi - lo > 0.01 * max(abs(hi), 1e-9):
+        if _more_than_1pct_apart(lo, hi):
             locs = "; ".join(f"{Path(f).name} line {ln}: {v:g}" for f, ln, v in zip(firm.file, firm.line, firm.value))
             problems.add(firm.file.iloc[-1], f"line {firm.line.iloc[-1]}",
                          f"conflicting values for {key[0]}/{key[1]}/{key[2]}/{key[3]} ({locs})",
