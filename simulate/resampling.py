@@ -52,6 +52,7 @@ def accuracy_intervals(points: pd.DataFrame, *, level: float = 0.9, n_boot: int 
         return pd.DataFrame()
     key = ["origin", "series", "year"]
     ref = points[points.model == REFERENCE].set_index(key)
+    crps_of = {rule: points[points.model == rule].set_index(key).crps for rule in RULES}
     rows = []
     for label, hs in HORIZON_GROUPS.items():
         r = ref[ref.horizon.isin(hs)]
@@ -60,8 +61,7 @@ def accuracy_intervals(points: pd.DataFrame, *, level: float = 0.9, n_boot: int 
         series = r.index.get_level_values("series")
         c, c_lo, c_hi = series_bootstrap(r.cover80.astype(float), series, n_boot=n_boot, level=level, seed=seed)
         row = dict(horizon=label, n=len(r), series=series.nunique(), cover80=c, cover80_lo=c_lo, cover80_hi=c_hi)
-        for rule in RULES:
-            other = points[points.model == rule].set_index(key).crps
+        for rule, other in crps_of.items():
             common = r.index.intersection(other.index)
             if not len(common):
                 continue
@@ -79,8 +79,8 @@ def interval_table(intervals: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         return intervals
     out = intervals[["horizon", "n", "series"]].copy()
     fmt = f"{{:.{digits}f}}"
-    for col in [c for c in intervals.columns if c in ("cover80",) or (c.startswith("gain_vs_") and
-                                                                      not c.endswith(("_lo", "_hi")))]:
+    for col in [c for c in intervals.columns
+                if c == "cover80" or (c.startswith("gain_vs_") and not c.endswith(("_lo", "_hi")))]:
         v, lo, hi = intervals[col], intervals[col + "_lo"], intervals[col + "_hi"]
         out[col] = [f"{fmt.format(a)} ({fmt.format(b)}…{fmt.format(c)})" if a == a else "—"
                     for a, b, c in zip(v, lo, hi)]
