@@ -30,15 +30,16 @@ from .ets import ETS, MIN_ETS
 COMBINED = "hierarchical+ets"
 
 
-def combine_with_ets(paths: xr.DataArray, panel, seed: int = 0) -> xr.DataArray:
+def combine_with_ets(paths: xr.DataArray, panel, seed: int = 0, ets: ETS | None = None) -> xr.DataArray:
     """``paths`` (draw, series, year) with the odd draws' future years replaced by ETS
     draws on every series ETS can fit.  ETS draws come from a stream keyed by the
     series (as the hierarchical draws are), so a series' paths do not depend on what
-    else is in the call."""
+    else is in the call.  ``ets``: an ETS model kept between calls, so each series is
+    fitted once (:meth:`models.ets.ETS.extend`)."""
     keys = [k for k in map(str, paths.series.values) if panel.info(k).n_years >= MIN_ETS]
     if not keys or paths.sizes["draw"] < 2:
         return paths
-    ets = ETS().fit(panel, keys=keys)
+    ets = (ets if ets is not None else ETS()).extend(panel, keys)
     keys = [k for k in keys if k in ets.fits]
     if not keys:
         return paths
@@ -49,9 +50,9 @@ def combine_with_ets(paths: xr.DataArray, panel, seed: int = 0) -> xr.DataArray:
     order = {k: j for j, k in enumerate(map(str, paths.series.values))}
     for k in keys:
         j = order[k]
-        future = np.where(years > ets.fits[k][1])[0]
-        if not len(future):
+        future = years > ets.fits[k][1]
+        if not future.any():
             continue
-        out[1::2, j, future[0]:future[-1] + 1] = pe.sel(series=k).values[1::2, future[0]:future[-1] + 1]
+        out[1::2, j, future] = pe.sel(series=k).values[1::2][:, future]
         model[j] = COMBINED
     return paths.copy(data=out).assign_coords(model=("series", model.astype(str)))

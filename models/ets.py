@@ -51,6 +51,19 @@ class _StatsmodelsForecaster(Forecaster):
                 self.refusals[info.key] = f"{self.name} failed on {info.key}: {type(exc).__name__}"
         return self
 
+    def extend(self, panel: Panel, keys) -> "_StatsmodelsForecaster":
+        """Fit the ``keys`` not yet tried on ``panel``, keeping earlier fits and refusals:
+        a model drawn from again and again (a scenario sweep, the back-test's plan
+        cases) fits each series once.  A different panel starts afresh."""
+        if self.panel is not panel:
+            return self.fit(panel, keys=keys)
+        todo = [k for k in keys if k not in self.fits and k not in self.refusals]
+        if todo:
+            more = type(self)().fit(panel, keys=todo)
+            self.fits.update(more.fits)
+            self.refusals.update(more.refusals)
+        return self
+
     def sample_posterior_predictive(self, years, draws: int = 1000, seed: int = 0, keys=None) -> xr.DataArray:
         keys = [k for k in (keys if keys is not None else self.panel.keys) if k in self.fits]
         years = np.asarray(list(years), dtype=int)

@@ -195,6 +195,7 @@ class HierarchicalGrowth(Forecaster):
         # Long series' paths are an equal mix with a damped trend (models.combination);
         # the posterior does not depend on it, only the paths drawn from it.
         self.combine_ets = combine_ets
+        self._ets = None            # the ETS fits of long series, kept between draws
         # IPSIM_MCMC_DRAWS lets the test suite use shorter (still real) chains; the
         # product default is 4 chains of 1000 tuning + 2000 kept draws: the pooling
         # spreads mix slowly (bulk ESS ≈ 250 from 4 × 1000), and the convergence rule
@@ -804,8 +805,10 @@ class HierarchicalGrowth(Forecaster):
         paths = self._wrap(z, keys, years.astype(int), seed)
         if self.combine_ets:
             from .combination import combine_with_ets
+            from .ets import ETS
 
-            paths = combine_with_ets(paths, self.panel, seed)
+            self._ets = self._ets or ETS()
+            paths = combine_with_ets(paths, self.panel, seed, ets=self._ets)
         return paths
 
 

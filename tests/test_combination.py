@@ -79,3 +79,15 @@ def test_the_trend_model_mixes_its_long_series_only(shipped_fit):
     np.testing.assert_array_equal(mixed.sel(series=long_).values[::2], plain.sel(series=long_).values[::2])
     assert not np.array_equal(mixed.sel(series=long_).values[1::2], plain.sel(series=long_).values[1::2])
     assert list(mixed.model.values) == [COMBINED, "hierarchical"]
+
+
+def test_a_kept_ets_model_fits_each_series_once_and_draws_the_same(parts):
+    panel, keys, base = parts
+    ets = ETS()
+    first = combine_with_ets(base.sel(series=keys[:4]), panel, seed=2, ets=ets)
+    fitted = dict(ets.fits)
+    again = combine_with_ets(base, panel, seed=2, ets=ets)
+    assert fitted and all(ets.fits[k] is fit for k, fit in fitted.items())   # not refitted
+    fresh = combine_with_ets(base, panel, seed=2)
+    np.testing.assert_array_equal(again.values, fresh.values)
+    np.testing.assert_array_equal(first.values, fresh.sel(series=keys[:4]).values)
