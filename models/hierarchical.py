@@ -31,7 +31,9 @@ pooled:
     \mu_f = m_{k(f)} + \tau_f\,\epsilon_f, \qquad m_k \sim \mathcal N(m^0_k, 0.1^2)
 
 (``c`` = series code shared across places, ``f`` = family × kind, ``k`` = kind: stock,
-flow, ratio, count, percent, score).  The tie to the
+flow, ratio, count, percent, score; a family whose series span ≥ 15 years of readings
+is sampled centred, :math:`\mu_f \sim \mathcal N(m_{k(f)}, \tau_f^2)` — the same prior,
+the geometry of a mean the data pin down).  The tie to the
 parent is the UN subnational-projection idea: a city with only its baseline inherits
 the province's or nation's growth plus a slowly varying log-ratio, not a flat prior.
 :math:`\delta_i` (census break, series with ``census_break`` :math:`c`): per-10k figures
@@ -98,6 +100,26 @@ SAMPLERS = ("nutpie", "pymc")
 DEFAULT_SAMPLER = "nutpie"
 MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most recent)
 A_SD = 2.0       # prior sd of a series' level around its mean reading (transformed scale)
+
+
+# Families whose series together span at least this many years of readings are sampled
+# centred.  Why 15: at the prior's growth-deviation scale (sd ≈ 0.1 a year, persistence
+# ≈ 0.7) the mean growth over L reading-years is known to ≈ 0.24/√L — 0.06 at 15, two
+# thirds of the prior spread of family means (≈ 0.09): from there the data outweigh the
+# prior, the regime where a centred parametrisation samples better.
+CENTRE_FAMILY_SPAN = 15.0
+
+
+def _mixed_centring(pm, pt, loc, scale, centred: np.ndarray, name: str):
+    """``loc + scale * z`` per element: centred elements sampled as N(loc, scale²)
+    (``{name}_centred``), the others non-centred (``z_{name}``)."""
+    c, nc = np.where(centred)[0], np.where(~centred)[0]
+    out = pt.zeros(len(centred))
+    if len(nc):
+        out = pt.set_subtensor(out[nc], loc[nc] + scale * pm.Normal(f"z_{name}", 0, 1, shape=len(nc)))
+    if len(c):
+        out = pt.set_subtensor(out[c], pm.Normal(f"{name}_centred", mu=loc[c], sigma=scale, shape=len(c)))
+    return out
 
 
 def resolve_sampler(sampler: str | None) -> str:
@@ -278,8 +300,12 @@ class HierarchicalGrowth(Forecaster):
                            for i in panel.series])
         # the first reading anchors the integrated growth deviation (see build_model)
         t1 = np.where(M.any(1), T[:, 0], tref)
+        # years of growth each family's readings span, summed over its series: decides
+        # whether its mean is sampled centred (see build_model)
+        span = np.where(M.any(1), np.max(np.where(M, T, -np.inf), axis=1) - T[:, 0], 0.0)
+        fam_span = np.bincount(fam_of_code[code_of], weights=span, minlength=len(fams)) if S else np.zeros(len(fams))
         return dict(S=S, K=K, Y=Y, T=T, SD=SD, M=M, tref=tref, t1=t1, center=center, codes=codes, fams=fams,
-                    kinds=kinds, kind_of_fam=kind_of_fam, kind_mean=kind_mean,
+                    kinds=kinds, kind_of_fam=kind_of_fam, kind_mean=kind_mean, fam_span=fam_span,
                     code_of=code_of, fam_of_code=fam_of_code, fam_mean=fam_mean, parent=parent, depth=depth,
                     ext_keys=ext_keys, ext_parent=ext_parent,
                     brk=brk, old_until=old_until, pop_of=pop_of, group=panel.groups())
@@ -327,7 +353,14 @@ class HierarchicalGrowth(Forecaster):
                 pool_scale = pm.Gamma("pool_scale", alpha=2.0, beta=17.0)
                 pool_share = pm.Dirichlet("pool_share", a=np.array([4.0, 1.0, 1.0]))
             tau_family = pm.Deterministic("tau_family", pool_scale * pt.sqrt(pool_share[0]))
-            mu_fam = mu_kind[A["kind_of_fam"]] + tau_family * pm.Normal("z_family", 0, 1, dims="family")
+            # A family whose series span many years of readings has its mean pinned by
+            # them; sampled non-centred, its raw effect then narrows as 1/tau_family and
+            # the sampler diverged at the top of pool_scale (the back-test's as-of fits,
+            # the shipped fit below target_accept 0.99).  Such families are sampled
+            # centred, the others (most: one reading or none) non-centred — centring all
+            # of them made the small early panels mix worse (docs/model.md).
+            loc = mu_kind[A["kind_of_fam"]]
+            mu_fam = _mixed_centring(pm, pt, loc, tau_family, A["fam_span"] >= CENTRE_FAMILY_SPAN, "family")
             if P:
                 mu_fam = P.known("mu_family", coords["family"], mu_fam)
             mu_fam = pm.Deterministic("mu_family", mu_fam, dims="family")
@@ -473,7 +506,7 @@ class HierarchicalGrowth(Forecaster):
             h.update(inspect.getsource(fn).encode())
         # the filter's kernels (read as text: importing them would load numba on a warm run)
         h.update((Path(__file__).parent / "kalman.py").read_bytes())
-        h.update(repr((MAX_POINTS, A_SD)).encode())
+        h.update(repr((MAX_POINTS, A_SD, CENTRE_FAMILY_SPAN)).encode())
         A = A if A is not None else self._arrays(panel)
         h.update(repr((A["fams"], A["fam_of_code"].tolist(), A["fam_mean"].tolist(), A["parent"].tolist(),
                        A["group"].tolist(), A["ext_keys"], A["ext_parent"].tolist())).encode())

@@ -554,3 +554,42 @@ def test_small_counts_carry_their_poisson_noise():
     assert 0.85 < zs.std() < 1.15, zs.std()
     assert 0.75 < np.mean(np.abs(zs) < 1.2816) < 0.88
     assert np.allclose(pts[~is_count].sd, 0.01)
+
+
+def test_data_rich_families_are_sampled_centred_with_the_same_prior(registry):
+    """issue 12 (as-of divergences): a family whose series span ≥ 15 years of readings
+    is sampled centred, the rest non-centred.  Which families: the years spanned, summed
+    over the family's series, counted independently here from the panel's readings.
+    The parametrisation must not change the model: prior draws of every family mean,
+    standardised by its kind's location and the family spread, are N(0, 1) either way."""
+    import pymc as pm
+
+    from models.hierarchical import CENTRE_FAMILY_SPAN
+
+    panel = Panel.from_registry(registry)
+    hg = HierarchicalGrowth(use_cache=False)
+    model = hg.build_model(panel)
+    A = hg._A
+    pts = panel.points
+    span = (pts.groupby("s").t.max() - pts.groupby("s").t.min()).reindex(range(len(panel.series)), fill_value=0)
+    fam_of = A["fam_of_code"][A["code_of"]]
+    expected = np.bincount(fam_of, weights=span.to_numpy(), minlength=len(A["fams"]))
+    assert np.allclose(A["fam_span"], expected)
+    rich = expected >= CENTRE_FAMILY_SPAN
+    assert 3 <= rich.sum() < len(rich) // 2          # the national long series' families, not the rest
+    names = {v.name: v for v in model.free_RVs}
+    assert names["family_centred"].type.shape[0] == rich.sum()
+    assert names["z_family"].type.shape[0] == (~rich).sum()
+
+    import warnings
+
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)    # "Potentials are ignored": they are, by design here
+        prior = pm.sample_prior_predictive(draws=4000, var_names=["mu_family", "mu_kind", "tau_family"],
+                                           random_seed=1).prior
+    mu = prior["mu_family"].values[0]
+    loc = prior["mu_kind"].values[0][:, A["kind_of_fam"]]
+    z = (mu - loc) / prior["tau_family"].values[0][:, None]
+    for group in (rich, ~rich):
+        assert np.all(np.abs(z[:, group].mean(0)) < 0.07)            # 4000 draws: se 0.016
+        assert np.all(np.abs(z[:, group].std(0) - 1) < 0.05)
