@@ -546,6 +546,10 @@ class HierarchicalGrowth(Forecaster):
         """Where this model's posterior for ``panel`` is (or would be) cached."""
         return self.cache_dir / f"{MODEL_VERSION}-{self.cache_key(panel, A)}.nc"
 
+    def needs_fit(self, panel: Panel) -> bool:
+        """Whether :meth:`fit` would sample (no usable cached posterior for ``panel``)."""
+        return not (self.use_cache and self.cache_file(panel).exists())
+
     def fit(self, panel: Panel, progressbar: bool = False, progress=None) -> "HierarchicalGrowth":
         """Sample the posterior, or load it from the cache.  ``progress(text, transient)``
         receives a stage / share done / ETA line while a fit runs (see models.progress)."""

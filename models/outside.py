@@ -186,13 +186,17 @@ class OutsideView:
         h.update(json.dumps(self.settings, sort_keys=True).encode())
         return h.hexdigest()[:20]
 
+    def cache_path(self, cases: pd.DataFrame) -> Path | None:
+        """Where the posterior for ``cases`` is (or would be) cached; None without a cache."""
+        return None if self.cache_dir is None else self.cache_dir / f"{self.VERSION}-{self.cache_key(cases)}.nc"
+
     def fit(self, cases: pd.DataFrame) -> "OutsideView":
         cases = cases.reset_index(drop=True)
         self.cases = cases
         self.plans = sorted(cases["plan"].unique())
         path = None
         if self.cache_dir is not None:
-            path = self.cache_dir / f"{self.VERSION}-{self.cache_key(cases)}.nc"
+            path = self.cache_path(cases)
             if self.use_cache and path.exists():
                 try:
                     with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:

@@ -35,9 +35,12 @@ class RunResult:
     fit_info: dict = field(default_factory=dict)
 
 
-def fit_model(reg: Registry, as_of: int | None, model: str = "hierarchical", fit_progress=None, **kw):
+def fit_model(reg: Registry, as_of: int | None, model: str = "hierarchical", fit_progress=None,
+              before_new_fit=None, **kw):
     """Fit ``model`` on the registry's panel; ``fit_progress(text, transient)`` gets the
-    hierarchical model's progress lines (compile, sampling share, ETA)."""
+    hierarchical model's progress lines (compile, sampling share, ETA);
+    ``before_new_fit()`` is called when the (unsharded) trend model is about to sample
+    rather than load its cached posterior."""
     panel = Panel.from_registry(reg, as_of=as_of)
     if model == "hierarchical" and _sharded(len(panel.series)):
         from models.sharding import ShardedGrowth
@@ -47,6 +50,8 @@ def fit_model(reg: Registry, as_of: int | None, model: str = "hierarchical", fit
         fc = ShardedGrowth(client=get_client, **kw)   # the cluster starts only if a shard needs fitting
     else:
         fc = get_forecaster(model, **kw)
+        if before_new_fit is not None and hasattr(fc, "needs_fit") and fc.needs_fit(panel):
+            before_new_fit()
     fc.fit(panel, progress=fit_progress)   # models without progress lines ignore it
     return fc, panel
 

@@ -67,6 +67,48 @@ def outside_view(reg, as_of=None, exclude_plans=(), cache_dir=None):
     return _CACHE[key]
 
 
+def _fit_outside(cases: pd.DataFrame, cache_dir) -> bool:
+    """Body of the background fit (a fresh process): the posterior lands in the cache."""
+    from models.outside import OutsideView
+
+    OutsideView(cache_dir=cache_dir).fit(cases)
+    return True
+
+
+def start_outside_fit(reg, as_of=None, cache_dir=None):
+    """Fit the outside view in a background process if its posterior is not cached;
+    returns a ``concurrent.futures.Future`` (None when there is nothing to fit).
+
+    Why: on a first run the trend model compiles for about a minute on one core while
+    the other idles; the reference class's own compile and sampling (≈ 16 s even with
+    PyTensor's cache warm) can use that core instead of following the trend fit.  The
+    background fit writes the same cache file the in-process fit would (same cases, same
+    seed, so the same draws); :func:`outside_view` then loads it.  A fresh process
+    ("spawn"): forking a process that holds numba's and the sampler's threads is unsafe."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from models.hierarchical import default_cache_dir
+
+    cache_dir = cache_dir or default_cache_dir()
+    if not outside_fit_needed(reg, as_of, cache_dir):
+        return None
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    future = pool.submit(_fit_outside, known_cases(reg, as_of), cache_dir)
+    pool.shutdown(wait=False)          # the worker exits when its one task is done
+    return future
+
+
+def outside_fit_needed(reg, as_of=None, cache_dir=None) -> bool:
+    """Whether the outside view for ``as_of`` would have to be fitted (cheap to ask)."""
+    from models.hierarchical import default_cache_dir
+    from models.outside import OutsideView
+
+    cases = known_cases(reg, as_of)
+    return len(cases) >= MIN_CASES and not OutsideView(
+        cache_dir=cache_dir or default_cache_dir()).cache_path(cases).exists()
+
+
 def _reason(zh: bool, kg: str, met: int, n: int, po, lo, hi, pin, w) -> str:
     from models.outside import KIND_EN, KIND_ZH
 

@@ -162,3 +162,34 @@ def test_reference_cases_are_kept_on_disk_and_recomputed_when_an_input_changes(t
     files[0].write_bytes(b"not a pickle")
     pd.testing.assert_frame_equal(ref.reference_cases(Registry.load(ROOT)), first)
     assert pd.read_pickle(files[0]).equals(first)
+
+
+@pytest.mark.slow
+def test_reference_class_fitted_in_a_background_process_equals_the_in_process_fit(registry, tmp_path):
+    """issue 14 (first run): the reference class is fitted in another process while the
+    trend model compiles.  The draws must be those of an in-process fit (same cases,
+    same seed), the result must land where judging looks for it, and nothing is started
+    once it is there."""
+    from models.outside import OutsideView
+    from simulate.join import known_cases, start_outside_fit
+
+    cases = known_cases(registry)
+    future = start_outside_fit(registry, None, cache_dir=tmp_path)
+    assert future is not None and future.result(timeout=900) is True
+    assert start_outside_fit(registry, None, cache_dir=tmp_path) is None      # cached now
+    background = OutsideView(cache_dir=tmp_path).fit(cases)
+    assert background.from_cache
+    here = OutsideView(cache_dir=None).fit(cases)
+    assert set(here.posterior.data_vars) == set(background.posterior.data_vars)
+    for v in here.posterior.data_vars:
+        np.testing.assert_array_equal(background.posterior[v].values, here.posterior[v].values)
+
+
+@pytest.mark.slow
+def test_a_cached_trend_fit_starts_no_background_fit(registry, shipped_fit):
+    """On a warm run nothing is started: the hook fires only before a new trend fit."""
+    from simulate.engine import fit_model
+
+    calls = []
+    fc, _ = fit_model(registry, None, before_new_fit=lambda: calls.append(1))
+    assert fc.from_cache and calls == []
