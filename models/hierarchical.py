@@ -298,12 +298,6 @@ class HierarchicalGrowth(Forecaster):
                                and f"{i.jurisdiction}:population" in keys
                                and panel.info(f"{i.jurisdiction}:population").census_break is not None) else -1
                            for i in panel.series])
-        # per code: its only root series (depth 0), or -1 when it has none or several
-        roots = np.bincount(code_of[depth == 0], minlength=len(codes)) if S else np.zeros(len(codes), int)
-        single_root = np.full(len(codes), -1)
-        for s in np.where(depth == 0)[0]:
-            if roots[code_of[s]] == 1:
-                single_root[code_of[s]] = s
         # the first reading anchors the integrated growth deviation (see build_model)
         t1 = np.where(M.any(1), T[:, 0], tref)
         # years of growth each family's readings span, summed over its series: decides
@@ -311,7 +305,7 @@ class HierarchicalGrowth(Forecaster):
         span = np.where(M.any(1), np.max(np.where(M, T, -np.inf), axis=1) - T[:, 0], 0.0)
         fam_span = np.bincount(fam_of_code[code_of], weights=span, minlength=len(fams)) if S else np.zeros(len(fams))
         return dict(S=S, K=K, Y=Y, T=T, SD=SD, M=M, tref=tref, t1=t1, center=center, codes=codes, fams=fams,
-                    kinds=kinds, kind_of_fam=kind_of_fam, kind_mean=kind_mean, fam_span=fam_span, single_root=single_root,
+                    kinds=kinds, kind_of_fam=kind_of_fam, kind_mean=kind_mean, fam_span=fam_span,
                     code_of=code_of, fam_of_code=fam_of_code, fam_mean=fam_mean, parent=parent, depth=depth,
                     ext_keys=ext_keys, ext_parent=ext_parent,
                     brk=brk, old_until=old_until, pop_of=pop_of, group=panel.groups())
@@ -371,34 +365,15 @@ class HierarchicalGrowth(Forecaster):
                 mu_fam = P.known("mu_family", coords["family"], mu_fam)
             mu_fam = pm.Deterministic("mu_family", mu_fam, dims="family")
             tau_code = pm.Deterministic("tau_code", pool_scale * pt.sqrt(pool_share[1]))
-            tau_series = pm.Deterministic("tau_series", pool_scale * pt.sqrt(pool_share[2]))
-            z_code = pm.Normal("z_code", 0, 1, dims="code")
-            z_series = pm.Normal("z_series", 0, 1, dims="series")
-            mu_code = mu_fam[A["fam_of_code"]] + tau_code * z_code
-            # A code with one root series (104 of 107 in the shipped panel; every code of
-            # a parent shard) tells the data only the sum of its two deviations, code
-            # from family and series from code.  Sampled as two raw effects, each such
-            # series is a ridge in (z_code, z_series) that turns as the split of the
-            # pooling spread changes, and the split mixed slowest of all (tau_code: bulk
-            # ESS 761 in the shipped fit, 127 with R-hat 1.02 in a synthetic province).
-            # The same joint normal, sampled the other way round: the root's deviation
-            # from the family with the total spread, then the code's given the root's
-            # (bivariate-normal conditional) — the split no longer touches the data.
-            one = np.where(A["single_root"] >= 0)[0] if P is None else np.array([], int)
-            if len(one):
-                w_c, w_s = pool_share[1], pool_share[2]
-                fam_one = mu_fam[A["fam_of_code"][one]]
-                root_dev = pool_scale * pt.sqrt(w_c + w_s) * z_series[A["single_root"][one]]
-                mu_code = pt.set_subtensor(mu_code[one], fam_one + w_c / (w_c + w_s) * root_dev
-                                           + pool_scale * pt.sqrt(w_c * w_s / (w_c + w_s)) * z_code[one])
+            mu_code = mu_fam[A["fam_of_code"]] + tau_code * pm.Normal("z_code", 0, 1, dims="code")
             if P:
                 mu_code = P.known("mu_code", A["codes"], mu_code)
             mu_code = pm.Deterministic("mu_code", mu_code, dims="code")
+            tau_series = pm.Deterministic("tau_series", pool_scale * pt.sqrt(pool_share[2]))
             tau_tie = P.positive(pm, "tau_tie") if P else pm.HalfNormal("tau_tie", 0.05)
+            z_series = pm.Normal("z_series", 0, 1, dims="series")
             # roots pool to their code; children to their parent place's series (by depth)
             mu = mu_code[A["code_of"]] + tau_series * z_series
-            if len(one):
-                mu = pt.set_subtensor(mu[A["single_root"][one]], fam_one + root_dev)
             ext = np.where(A["ext_parent"] >= 0)[0]
             if len(ext):
                 # a shard's series whose parent series is in the parent shard: tied to

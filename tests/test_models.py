@@ -595,34 +595,3 @@ def test_data_rich_families_are_sampled_centred_with_the_same_prior(registry):
     for group in (rich, ~rich):
         assert np.all(np.abs(z[:, group].mean(0)) < 0.07)            # 4000 draws: se 0.016
         assert np.all(np.abs(z[:, group].std(0) - 1) < 0.05)
-
-
-def test_codes_with_one_root_series_keep_their_prior_when_sampled_root_first(registry):
-    """issue 14 (convergence; tau_code mixed slowest): a code with one root series is
-    sampled as the root's deviation from its family, then the code's given the root's.
-    That must be the same prior as before — code from family and series from code,
-    independent N(0, τ_c²) and N(0, τ_s²): standardised, iid N(0, 1), uncorrelated."""
-    import warnings
-
-    import pymc as pm
-
-    panel = Panel.from_registry(registry)
-    hg = HierarchicalGrowth(use_cache=False)
-    model = hg.build_model(panel)
-    A = hg._A
-    one = np.where(A["single_root"] >= 0)[0]
-    roots = A["single_root"][one]
-    assert len(one) >= 90 and all(A["code_of"][r] == c and A["depth"][r] == 0 for c, r in zip(one, roots))
-    with model, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)    # "Potentials are ignored": they are, by design here
-        prior = pm.sample_prior_predictive(draws=4000, random_seed=2,
-                                           var_names=["mu_family", "mu_code", "mu_series", "tau_code", "tau_series"]).prior
-    fam = prior["mu_family"].values[0][:, A["fam_of_code"][one]]
-    code = prior["mu_code"].values[0][:, one]
-    series = prior["mu_series"].values[0][:, roots]
-    a = (code - fam) / prior["tau_code"].values[0][:, None]
-    b = (series - code) / prior["tau_series"].values[0][:, None]
-    for z in (a, b):
-        assert np.abs(z.mean(0)).max() < 0.08 and np.abs(z.std(0) - 1).max() < 0.08     # se 0.016 / 0.011
-    corr = np.array([np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(len(one))])
-    assert np.abs(corr).max() < 0.08 and abs(corr.mean()) < 0.01
