@@ -91,22 +91,26 @@ def start_outside_fit(reg, as_of=None, cache_dir=None):
     from models.hierarchical import default_cache_dir
 
     cache_dir = cache_dir or default_cache_dir()
-    if not outside_fit_needed(reg, as_of, cache_dir):
+    cases = known_cases(reg, as_of)
+    if not _needs_fit(cases, cache_dir):
         return None
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    future = pool.submit(_fit_outside, known_cases(reg, as_of), cache_dir)
+    future = pool.submit(_fit_outside, cases, cache_dir)
     pool.shutdown(wait=False)          # the worker exits when its one task is done
     return future
+
+
+def _needs_fit(cases: pd.DataFrame, cache_dir) -> bool:
+    from models.outside import OutsideView
+
+    return len(cases) >= MIN_CASES and not OutsideView(cache_dir=cache_dir).cache_path(cases).exists()
 
 
 def outside_fit_needed(reg, as_of=None, cache_dir=None) -> bool:
     """Whether the outside view for ``as_of`` would have to be fitted (cheap to ask)."""
     from models.hierarchical import default_cache_dir
-    from models.outside import OutsideView
 
-    cases = known_cases(reg, as_of)
-    return len(cases) >= MIN_CASES and not OutsideView(
-        cache_dir=cache_dir or default_cache_dir()).cache_path(cases).exists()
+    return _needs_fit(known_cases(reg, as_of), cache_dir or default_cache_dir())
 
 
 def _reason(zh: bool, kg: str, met: int, n: int, po, lo, hi, pin, w) -> str:

@@ -562,16 +562,16 @@ def test_data_rich_families_are_sampled_centred_with_the_same_prior(registry):
     over the family's series, counted independently here from the panel's readings.
     The parametrisation must not change the model: prior draws of every family mean,
     standardised by its kind's location and the family spread, are N(0, 1) either way."""
+    import warnings
+
     import pymc as pm
 
-    from models.hierarchical import CENTRE_FAMILY_SPAN
+    from models.hierarchical import CENTRE_FAMILY_SPAN, MAX_POINTS
 
     panel = Panel.from_registry(registry)
     hg = HierarchicalGrowth(use_cache=False)
     model = hg.build_model(panel)
     A = hg._A
-    from models.hierarchical import MAX_POINTS
-
     pts = panel.points.sort_values("t").groupby("s").tail(MAX_POINTS)      # the readings the model keeps
     span = (pts.groupby("s").t.max() - pts.groupby("s").t.min()).reindex(range(len(panel.series)), fill_value=0)
     fam_of = A["fam_of_code"][A["code_of"]]
@@ -582,8 +582,6 @@ def test_data_rich_families_are_sampled_centred_with_the_same_prior(registry):
     names = {v.name: v for v in model.free_RVs}
     assert names["family_centred"].type.shape[0] == rich.sum()
     assert names["z_family"].type.shape[0] == (~rich).sum()
-
-    import warnings
 
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)    # "Potentials are ignored": they are, by design here
