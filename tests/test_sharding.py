@@ -136,3 +136,46 @@ def test_scenario_sweep_on_dask_gives_the_same_tables(registry, shipped_fit, mon
     for a, b in zip(here, there):
         pd.testing.assert_frame_equal(a.probabilities, b.probabilities)
         pd.testing.assert_frame_equal(a.forecasts, b.forecasts)
+
+
+def test_first_pass_is_never_longer_or_more_cautious_than_the_settings():
+    from models.sharding import first_pass
+
+    full = dict(draws=2000, tune=1000, chains=4, target_accept=0.99, seed=1, sampler="nutpie")
+    fp = first_pass(full)
+    assert (fp["draws"], fp["tune"], fp["target_accept"]) == (1000, 500, 0.9)
+    assert {k: v for k, v in fp.items() if k not in ("draws", "tune", "target_accept")} == \
+        {k: v for k, v in full.items() if k not in ("draws", "tune", "target_accept")}
+    short = dict(full, draws=300, tune=200, target_accept=0.8)
+    assert first_pass(short) == short
+
+
+@pytest.mark.slow
+def test_a_place_shard_that_fails_the_rules_on_the_first_pass_is_fitted_at_full_length(monkeypatch):
+    """Real fits of one small place shard: a first pass judged converged is kept; one
+    judged not converged is replaced by the product-settings fit (same seed).  Either
+    way the returned posterior is lean and carries its diagnostics."""
+    from models import HierarchicalGrowth
+    from models.sharding import fit_shard, first_pass
+
+    panel, _, _ = synthetic_panel(seed=3, n_codes=2, n_places=2, province=True)
+    parent_keys, shards = split(panel)
+    settings = HierarchicalGrowth(draws=200, tune=200, use_cache=False).settings
+    parent = HierarchicalGrowth(**{k: settings[k] for k in ("draws", "tune", "seed")}, use_cache=False)
+    prior = ParentPosterior.from_posterior(parent.fit(panel.subset(parent_keys))._posterior_dataset())
+    sub = panel.subset(shards[0])
+
+    monkeypatch.setattr(HierarchicalGrowth, "converged", lambda self, *a, **k: True)
+    kept = fit_shard(sub, settings, prior, cores=1)
+    assert kept.settings == first_pass(settings) != settings
+    monkeypatch.setattr(HierarchicalGrowth, "converged",
+                        lambda self, *a, **k: self.settings["target_accept"] == settings["target_accept"])
+    redone = fit_shard(sub, settings, prior, cores=1)
+    assert redone.settings == settings
+    for m in (kept, redone):
+        post = m.idata.posterior
+        assert "mu_series" in post and not [v for v in post.data_vars if v.startswith("z_") or v.endswith("__")]
+        assert post.sizes["draw"] == m.settings["draws"]
+        assert "ess_bulk" in m.diagnostics() and m.diagnostics().attrs["divergences"] >= 0
+    assert not np.array_equal(kept.idata.posterior["mu_series"].values[:, :100],
+                              redone.idata.posterior["mu_series"].values[:, :100])
