@@ -75,8 +75,13 @@ def _worst(m, d) -> str:
     row = d.sort_values("ess_bulk").iloc[0]
     out = f"{row.name}: ESS {int(row['ess_bulk'])}, R-hat {row['r_hat']:.2f}"
     if "shard" in d:
+        from models.sharding import first_pass
+
         divs = [int(x.diagnostics().attrs["divergences"]) for x in m.shards]
-        out += f" (shard {int(row['shard'])}); divergences by shard {divs}"
+        places = m.shards[1:] if m.summary is not None else m.shards
+        again = sum(x.settings != first_pass(m.settings) for x in places)
+        out += (f" (shard {int(row['shard'])}); divergences by shard {divs}; "
+                f"place shards fitted again at full length: {again} of {len(places)}")
     return out
 
 
