@@ -13,7 +13,9 @@ demonstration cities — the way the UN's subnational projections do.
    :math:`\mu_p \sim N(\bar\mu_p, s_p^2)` with the usual :math:`\tau_\text{tie}`, a code or
    family the parent knows starts from the parent's estimate, one it does not know is
    pooled as in the joint model.  Place shards are independent of one another, so they
-   run in parallel (on Dask, :mod:`simulate.cluster`).
+   run in parallel (on Dask, :mod:`simulate.cluster`).  Each is sampled first by a short
+   run (:data:`FIRST_PASS`) and again at the product settings only if that run breaks
+   a convergence rule.
 
 What this changes statistically: a place's data inform its own shard only — they no
 longer sharpen the pooled growth of the other places or the hyperparameters (siblings
