@@ -143,7 +143,7 @@ def test_first_pass_is_never_longer_or_more_cautious_than_the_settings():
 
     full = dict(draws=2000, tune=1000, chains=4, target_accept=0.99, seed=1, sampler="nutpie")
     fp = first_pass(full)
-    assert (fp["draws"], fp["tune"], fp["target_accept"]) == (1000, 500, 0.9)
+    assert (fp["draws"], fp["tune"], fp["target_accept"]) == (2000, 500, 0.9)
     assert {k: v for k, v in fp.items() if k not in ("draws", "tune", "target_accept")} == \
         {k: v for k, v in full.items() if k not in ("draws", "tune", "target_accept")}
     short = dict(full, draws=300, tune=200, target_accept=0.8)
