@@ -186,13 +186,13 @@ def fit_shard(panel: Panel, settings: dict, prior: ParentPosterior | None, cores
     Returns the model with a lean posterior (what forecasting reads) and its diagnostics."""
     from .hierarchical import HierarchicalGrowth
 
-    m = None
-    for st in (first_pass(settings), settings):
-        if m is not None and st == m.settings:
-            break
-        m = HierarchicalGrowth(**_init_args(st), use_cache=False, prior=prior, cores=cores).fit(panel)
-        if m.converged():
-            break
+    def fit(st):
+        return HierarchicalGrowth(**_init_args(st), use_cache=False, prior=prior, cores=cores).fit(panel)
+
+    first = first_pass(settings)
+    m = fit(first)
+    if not m.converged() and first != settings:
+        m = fit(settings)
     return _lean(m)
 
 
@@ -273,7 +273,6 @@ class ShardedGrowth(Forecaster):
             for (k, sub), m in zip(todo, self._run(todo)):
                 m.cache_dir = self.cache_dir
                 m.use_cache = self.use_cache
-                m.panel = sub
                 m.cache_path = m.cache_file(sub)
                 again += m.settings != first_pass(self.settings)
                 if self.use_cache:
