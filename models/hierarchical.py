@@ -122,6 +122,20 @@ def _mixed_centring(pm, pt, loc, scale, centred: np.ndarray, name: str):
     return out
 
 
+def _lone_roots(A: dict, prior) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, their series): the codes with exactly one root series — a series pooled
+    to its code, not tied to a parent place's series — whose mean is not taken from a
+    parent shard's posterior."""
+    root = np.where((A["depth"] == 0) & (A["ext_parent"] < 0))[0]
+    n_roots = np.bincount(A["code_of"][root], minlength=len(A["codes"]))
+    known = set(prior.growth.get("mu_code", {})) if prior is not None else set()
+    codes = np.array([c for c in np.where(n_roots == 1)[0] if str(A["codes"][c]) not in known], dtype=int)
+    first_root = {}
+    for s in root:
+        first_root.setdefault(int(A["code_of"][s]), int(s))
+    return codes, np.array([first_root[int(c)] for c in codes], dtype=int)
+
+
 def resolve_sampler(sampler: str | None) -> str:
     """The sampler asked for (``--sampler`` sets IPSIM_SAMPLER), else the default."""
     sampler = sampler or os.environ.get("IPSIM_SAMPLER") or DEFAULT_SAMPLER
@@ -365,15 +379,35 @@ class HierarchicalGrowth(Forecaster):
                 mu_fam = P.known("mu_family", coords["family"], mu_fam)
             mu_fam = pm.Deterministic("mu_family", mu_fam, dims="family")
             tau_code = pm.Deterministic("tau_code", pool_scale * pt.sqrt(pool_share[1]))
-            mu_code = mu_fam[A["fam_of_code"]] + tau_code * pm.Normal("z_code", 0, 1, dims="code")
+            z_code = pm.Normal("z_code", 0, 1, dims="code")
+            mu_code = mu_fam[A["fam_of_code"]] + tau_code * z_code
             if P:
                 mu_code = P.known("mu_code", A["codes"], mu_code)
-            mu_code = pm.Deterministic("mu_code", mu_code, dims="code")
             tau_series = pm.Deterministic("tau_series", pool_scale * pt.sqrt(pool_share[2]))
             tau_tie = P.positive(pm, "tau_tie") if P else pm.HalfNormal("tau_tie", 0.05)
             z_series = pm.Normal("z_series", 0, 1, dims="series")
+            # A code with a single root series: the data see only the sum of the code's
+            # and the series' deviations, e_c + e_s, and as two non-centred effects they
+            # traded off along a ridge whose width is set by the share split — the
+            # parent shard of a province (every code one series) reached bulk ESS 40–127
+            # on tau_code.  Sample the sum, D = tau √(w_c + w_s) z_s, and the code's part
+            # from its exact conditional, e_c | D ~ N(D w_c / (w_c + w_s),
+            # tau² w_c w_s / (w_c + w_s)) (non-centred, z_code): the same joint prior, so
+            # the same model, but the split no longer touches anything the data see.
+            # (Codes whose mean a parent shard gives are not among them.)
+            lone_code, lone_root = _lone_roots(A, P)
+            if len(lone_code):
+                w_c, w_s = pool_share[1], pool_share[2]
+                dev = pool_scale * pt.sqrt(w_c + w_s) * z_series[lone_root]
+                lone_fam = mu_fam[A["fam_of_code"][lone_code]]
+                mu_code = pt.set_subtensor(
+                    mu_code[lone_code],
+                    lone_fam + dev * w_c / (w_c + w_s) + pool_scale * pt.sqrt(w_c * w_s / (w_c + w_s)) * z_code[lone_code])
+            mu_code = pm.Deterministic("mu_code", mu_code, dims="code")
             # roots pool to their code; children to their parent place's series (by depth)
             mu = mu_code[A["code_of"]] + tau_series * z_series
+            if len(lone_code):
+                mu = pt.set_subtensor(mu[lone_root], lone_fam + dev)
             ext = np.where(A["ext_parent"] >= 0)[0]
             if len(ext):
                 # a shard's series whose parent series is in the parent shard: tied to
@@ -502,7 +536,7 @@ class HierarchicalGrowth(Forecaster):
         h.update(json.dumps(self.settings, sort_keys=True).encode())
         # the transformed data are in the panel's fingerprint; what is hashed here is
         # the code that turns them into a model
-        for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model):
+        for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model, _lone_roots):
             h.update(inspect.getsource(fn).encode())
         # the filter's kernels (read as text: importing them would load numba on a warm run)
         h.update((Path(__file__).parent / "kalman.py").read_bytes())

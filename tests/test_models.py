@@ -593,3 +593,46 @@ def test_data_rich_families_are_sampled_centred_with_the_same_prior(registry):
     for group in (rich, ~rich):
         assert np.all(np.abs(z[:, group].mean(0)) < 0.07)            # 4000 draws: se 0.016
         assert np.all(np.abs(z[:, group].std(0) - 1) < 0.05)
+
+
+def test_codes_with_one_root_series_sample_the_sum_with_the_same_prior(registry):
+    """issue 14 (parent-shard convergence): for a code with a single root series the
+    model samples the sum of the code's and the series' deviations and draws the code's
+    part from its conditional.  Which codes: counted here from the panel (series whose
+    parent series is not in the panel, one per code).  The parametrisation must not
+    change the model: prior draws of the code effect (standardised by tau_code) and the
+    series effect (by tau_series) are independent N(0, 1) for those codes and the rest."""
+    import warnings
+
+    import pymc as pm
+
+    from models.hierarchical import _lone_roots
+
+    panel = Panel.from_registry(registry)
+    hg = HierarchicalGrowth(use_cache=False)
+    model = hg.build_model(panel)
+    A = hg._A
+    keys = set(panel.keys)
+    roots = [s for s, i in enumerate(panel.series) if not (i.parent and i.parent in keys)]
+    per_code = pd.Series([panel.series[s].code for s in roots]).value_counts()
+    lone_codes, lone_series = _lone_roots(A, None)
+    assert sorted(A["codes"][c] for c in lone_codes) == sorted(per_code[per_code == 1].index)
+    assert [panel.series[s].code for s in lone_series] == [A["codes"][c] for c in lone_codes]
+    multi = [s for s in roots if per_code[panel.series[s].code] > 1]
+    assert len(lone_codes) > 20 and len(multi) >= 2      # both kinds of code are in the shipped panel
+
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)    # "Potentials are ignored": they are, by design here
+        prior = pm.sample_prior_predictive(draws=4000, random_seed=2,
+                                           var_names=["mu_family", "mu_code", "mu_series", "tau_code",
+                                                      "tau_series"]).prior
+    fam = prior["mu_family"].values[0][:, A["fam_of_code"]]
+    code = prior["mu_code"].values[0]
+    e_code = (code - fam) / prior["tau_code"].values[0][:, None]
+    e_series = (prior["mu_series"].values[0] - code[:, A["code_of"]]) / prior["tau_series"].values[0][:, None]
+    for a, b in ((e_code[:, lone_codes], e_series[:, lone_series]),
+                 (e_code[:, A["code_of"][multi]], e_series[:, multi])):
+        assert np.all(np.abs(a.mean(0)) < 0.07) and np.all(np.abs(b.mean(0)) < 0.07)   # se 0.016
+        assert np.all(np.abs(a.std(0) - 1) < 0.05) and np.all(np.abs(b.std(0) - 1) < 0.05)
+        corr = ((a - a.mean(0)) * (b - b.mean(0))).mean(0) / (a.std(0) * b.std(0))
+        assert np.all(np.abs(corr) < 0.07)
