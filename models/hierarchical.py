@@ -365,16 +365,7 @@ class HierarchicalGrowth(Forecaster):
                 pool_share = P.simplex(pm, "pool_share")
             else:
                 pool_scale = pm.Gamma("pool_scale", alpha=2.0, beta=17.0)
-                # Dirichlet(4, 1, 1) sampled by its aggregation property: the family
-                # share w_f ~ Beta(4, 2) and the split of the rest w_c / (w_c + w_s) ~
-                # Beta(1, 1), independent — the same prior.  Why: the data inform
-                # w_c + w_s (how codes spread) far more than the split, and PyMC's
-                # simplex coordinates (log w_f/w_s, log w_c/w_s) mix the two; the
-                # province parent shard then reached tail ESS 39 on tau_code.
-                fam_share = pm.Beta("fam_share", 4.0, 2.0)
-                code_split = pm.Beta("code_split", 1.0, 1.0)
-                pool_share = pm.Deterministic("pool_share", pt.stack([fam_share, (1 - fam_share) * code_split,
-                                                                      (1 - fam_share) * (1 - code_split)]))
+                pool_share = pm.Dirichlet("pool_share", a=np.array([4.0, 1.0, 1.0]))
             tau_family = pm.Deterministic("tau_family", pool_scale * pt.sqrt(pool_share[0]))
             # A family whose series span many years of readings has its mean pinned by
             # them; sampled non-centred, its raw effect then narrows as 1/tau_family and
