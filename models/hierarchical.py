@@ -33,7 +33,10 @@ pooled:
 (``c`` = series code shared across places, ``f`` = family × kind, ``k`` = kind: stock,
 flow, ratio, count, percent, score; a family whose series span ≥ 15 years of readings
 is sampled centred, :math:`\mu_f \sim \mathcal N(m_{k(f)}, \tau_f^2)` — the same prior,
-the geometry of a mean the data pin down).  The tie to the
+the geometry of a mean the data pin down; a code with a single root series samples the
+sum of its two deviations, :math:`\mu_i - \mu_f`, and the code's part from its
+conditional given that sum — the same prior again, without a ridge the data cannot
+resolve).  The tie to the
 parent is the UN subnational-projection idea: a city with only its baseline inherits
 the province's or nation's growth plus a slowly varying log-ratio, not a flat prior.
 :math:`\delta_i` (census break, series with ``census_break`` :math:`c`): per-10k figures
