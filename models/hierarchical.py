@@ -133,10 +133,9 @@ def _lone_roots(A: dict, prior) -> tuple[np.ndarray, np.ndarray]:
     n_roots = np.bincount(A["code_of"][root], minlength=len(A["codes"]))
     known = set(prior.growth.get("mu_code", {})) if prior is not None else set()
     codes = np.array([c for c in np.where(n_roots == 1)[0] if str(A["codes"][c]) not in known], dtype=int)
-    first_root = {}
-    for s in root:
-        first_root.setdefault(int(A["code_of"][s]), int(s))
-    return codes, np.array([first_root[int(c)] for c in codes], dtype=int)
+    root_of = np.full(len(A["codes"]), -1)
+    root_of[A["code_of"][root]] = root      # unambiguous for the codes returned: one root each
+    return codes, root_of[codes]
 
 
 def resolve_sampler(sampler: str | None) -> str:
