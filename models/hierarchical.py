@@ -876,6 +876,9 @@ class HierarchicalGrowth(Forecaster):
                 k = inv[rows] - u.start
                 z[rows[:, None], cols[None, :]] = mean_u[k] + np.einsum("dsgh,dsh->dsg", L[k], eps[rows][:, cols])
         paths = self._wrap(z, keys, years.astype(int), seed)
+        # which posterior draw (chain-major) each path was built from: the Monte Carlo
+        # error of a probability is measured by batch means in this order
+        paths = paths.assign_coords(posterior_draw=("draw", pick))
         if self.combine_ets:
             from .combination import combine_with_ets
             from .ets import ETS

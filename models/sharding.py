@@ -307,6 +307,11 @@ class ShardedGrowth(Forecaster):
             mine = [k for k in keys if self._owner[k] is m]
             if mine:
                 parts.append(m.sample_posterior_predictive(years, draws=draws, seed=seed, keys=mine))
+        # the posterior-draw order (for Monte Carlo errors) holds only if every shard
+        # resampled the same draw positions — shards fitted at other lengths do not
+        picks = [p.posterior_draw.values for p in parts if "posterior_draw" in p.coords]
+        if len(picks) != len(parts) or any(not np.array_equal(picks[0], q) for q in picks[1:]):
+            parts = [p.drop_vars("posterior_draw", errors="ignore") for p in parts]
         return xr.concat(parts, dim="series").sel(series=keys)
 
     def diagnostics(self):

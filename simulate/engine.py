@@ -182,6 +182,10 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
                         frows.append(dict(plan=p.id, indicator=ind.id, scenario=sc.name, year=int(y),
                                           mean=float(col.mean()), median=float(np.median(col)),
                                           **{k: float(np.quantile(col, q)) for k, q in QUANTILES.items()}))
+    order = posterior_order(paths)
+    for r in rows:
+        h = met_draws.get((r["plan"], r["indicator"]))
+        r["_se_inside"] = judge.batch_means_se(h, order) if (order is not None and h is not None) else np.nan
     if outside:
         say("joining with the reference class of past plans …")
         from .join import join_views
@@ -307,11 +311,26 @@ def _judge_indicator(sc, reg, panel, paths, years, plan, ind, hits, rng, obs_ind
 OUTSIDE_EFFECTIVE_DRAWS = 2000   # posterior draws of the reference-class model (a small model that mixes well)
 
 
+def posterior_order(paths):
+    """Order of the paths by the posterior draw each was built from, or None when the
+    forecaster does not say (naive rules, ETS alone: their paths are independent)."""
+    if "posterior_draw" not in paths.coords:
+        return None
+    return np.argsort(paths.posterior_draw.values, kind="stable")
+
+
 def _mc_errors(rows, forecaster, draws):
-    """Monte Carlo standard error from the effective sample size: the paths reuse a
-    limited number of autocorrelated posterior draws, so n = min(paths, ESS) — the
-    series' bulk ESS of its growth mean for the trend model, and never more than the
-    number of posterior draws the paths are built from."""
+    """Monte Carlo standard error of each P(met), and the effective number of draws it
+    implies (p(1−p)/se²).
+
+    Trend model: batch means over the paths sorted by their posterior draw
+    (``judge.batch_means_se``) — the error a probability actually carries, whatever
+    parameter it hinges on — never below the error of independent paths.  A joined
+    probability p = mean_d logistic((1−w)·logit P_out,d + w·logit p_in + shift): the
+    trend model's error enters through the delta method (∂p/∂p_in = mean p_d(1−p_d) · w /
+    (p_in(1−p_in))), the reference class's through the spread of p_d over its
+    effective draws; a reference-class-only probability has that part alone.  Without
+    a posterior-draw order (naive rules): n = min(paths, the series' bulk ESS)."""
     ess = {}
     if hasattr(forecaster, "series_diagnostics"):
         try:
@@ -320,20 +339,43 @@ def _mc_errors(rows, forecaster, draws):
             ess = {}
     st = getattr(forecaster, "settings", {})
     n_post = st.get("chains", 1) * st.get("draws", draws) if "draws" in st else draws
+    n_out = min(float(draws), OUTSIDE_EFFECTIVE_DRAWS)
     for r in rows:
+        se_in = r.pop("_se_inside", np.nan)
+        joined = r.pop("_join", None)
         p = r.get("p_met")
         if p is None or p != p:
             r["mc_ess"] = np.nan
             continue
+        bern = p * (1 - p)
         if r.get("decided_by") == "data":
-            n = float(draws)
+            se = np.sqrt(bern / draws)
         elif r.get("basis") == "reference-class":
-            n = min(float(draws), OUTSIDE_EFFECTIVE_DRAWS)
+            # the mean of the reference class's probabilities over its effective draws
+            se = np.sqrt((joined[2] if joined is not None else bern) / n_out)
+        elif se_in == se_in:
+            if joined is None:
+                se = max(se_in, np.sqrt(bern / draws))
+            else:
+                s_in, s_before, var_out = joined
+                pin = r.get("p_inside")
+                before = r.get("p_inside_before")
+                # the error of p_in as an effective number of paths, carried to the
+                # unshifted probability drawn from the same paths
+                q = min(max(pin, 0.5 / draws), 1 - 0.5 / draws)
+                n_in = max(q * (1 - q) / max(se_in, 1e-12) ** 2, 1.0)
+                se_before = (np.sqrt(before * (1 - before) / n_in)
+                             if before is not None and before == before else 0.0)
+                se = np.sqrt((abs(s_in) * max(se_in, np.sqrt(q * (1 - q) / draws))
+                              + abs(s_before) * se_before) ** 2 + var_out / n_out)
         else:
             # the paths reuse the posterior's draws: never more effective draws than it holds
             n = min(float(draws), float(ess.get(f"{r['plan_jur']}:{r['series']}", draws)), float(n_post))
-        r["mc_ess"] = n
-        r["mc_se"] = float(np.sqrt(max(p * (1 - p), 0.0) / max(n, 1.0)))
+            se = np.sqrt(bern / max(n, 1.0))
+        r["mc_se"] = float(se)
+        cap = float(draws) if r.get("basis") == "reference-class" or r.get("decided_by") == "data" \
+            else min(float(draws), float(n_post))
+        r["mc_ess"] = float(min(bern / se ** 2, cap)) if se > 0 else cap
 
 
 def _window_total(reg, jur, ind, as_of):

@@ -197,10 +197,21 @@ def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc,
                 pin_c = np.clip(before, 0.5 / n_d, 1 - 0.5 / n_d)
             pj = 1 / (1 + np.exp(-((1 - w) * _logit(po[:n_d]) + w * _logit(pin_c) + shift)))
             r["weight_inside"] = w
+            # sensitivities of mean(pj) to the trend model's probabilities, for its Monte
+            # Carlo error (engine._mc_errors): with a scenario shift, logit p_in enters
+            # whole and the unshifted one with weight w − 1
+            slope = float(np.mean(pj * (1 - pj)))
+            pin_s = float(np.clip(pin, 0.5 / n_d, 1 - 0.5 / n_d))
+            if before is not None and before == before:
+                r["_join"] = (slope / (pin_s * (1 - pin_s)), slope * (w - 1) / (pin_c * (1 - pin_c)),
+                              float(pj.var()))
+            else:
+                r["_join"] = (slope * w / (pin_c * (1 - pin_c)), 0.0, float(pj.var()))
         else:
             w, pin_c = 0.0, None
             u = rng.random(draws)
             pj = po
+            r["_join"] = (0.0, 0.0, float(pj.var()))
             r["weight_inside"] = 0.0
             r["basis"] = "reference-class"
             r["n_obs"] = 0

@@ -71,6 +71,30 @@ def probability(hits: np.ndarray, n_eff: float | None = None) -> tuple[float, fl
     return p, float(np.sqrt(max(p * (1 - p), 0.0) / n))
 
 
+def batch_means_se(values: np.ndarray, order: np.ndarray, n_batches: int | None = None) -> float:
+    r"""Monte Carlo standard error of ``values.mean()`` by batch means.
+
+    ``order`` sorts the paths by the posterior draw each was built from (chain by
+    chain, draw by draw).  Paths that share a posterior draw, or use neighbouring
+    draws of one chain, are correlated; cut into :math:`B` consecutive batches of
+    :math:`b` paths, the batch means are nearly independent once a batch spans more
+    draws than the chain's autocorrelation time, and
+
+    .. math:: \widehat{\mathrm{se}} = \sqrt{\frac{1}{B(B-1)}\sum_k (\bar h_k - \bar h)^2}.
+
+    :math:`B = \lfloor\sqrt n\rfloor` batches (Flegal & Jones 2010), so both the
+    batch length and the number of batches grow with n.  Paths left over after the
+    last full batch are dropped from the error only."""
+    v = np.asarray(values, dtype=float)[np.asarray(order)]
+    n = v.size
+    B = int(n_batches or np.floor(np.sqrt(n)))
+    if B < 2 or n < 2 * B:
+        return float("nan")
+    b = n // B
+    means = v[: B * b].reshape(B, b).mean(axis=1)
+    return float(means.std(ddof=1) / np.sqrt(B))
+
+
 def likelihood_words(p: float) -> tuple[str, str]:
     for cut, zh, en in LIKELIHOOD:
         if p >= cut:

@@ -116,3 +116,50 @@ def test_fully_observed_window_is_decided(x, t):
     obs = {y: float(v) for y, v in zip(YEARS, x[0])}
     m = judge.metric("cumulative", x, YEARS, target_year=2026, window=(2023, 2026), observed=obs)
     assert judge.probability(judge.met(m, t))[0] in (0.0, 1.0)
+
+
+def _ar1_chains(rng, reps, chains, n, phi):
+    """Stationary N(0, 1) AR(1) chains: integrated autocorrelation time (1 + φ)/(1 − φ)."""
+    x = np.empty((reps, chains, n))
+    x[..., 0] = rng.standard_normal((reps, chains))
+    e = rng.standard_normal((reps, chains, n)) * np.sqrt(1 - phi ** 2)
+    for t in range(1, n):
+        x[..., t] = phi * x[..., t - 1] + e[..., t]
+    return x
+
+
+def test_batch_means_error_matches_the_spread_of_repeated_runs():
+    # Known answer: the posterior of θ is N(0, 1) but the sampler's draws are an AR(1)
+    # chain (φ = 0.95: ≈ 200 effective of 8,000 draws); each of 4,000 paths resamples a
+    # draw and adds its own N(0, 0.5²) noise; a target is met when the path exceeds 0.8.
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(11)
+    reps, chains, n, paths, cut = 300, 4, 2000, 4000, 0.8
+    theta = _ar1_chains(rng, reps, chains, n, 0.95).reshape(reps, chains * n)
+    p_true = norm.sf(cut / np.sqrt(1 + 0.25))
+    est, se, naive = [], [], []
+    for r in range(reps):
+        pick = rng.integers(0, chains * n, paths)
+        hits = theta[r, pick] + 0.5 * rng.standard_normal(paths) > cut
+        p, s_naive = judge.probability(hits)
+        est.append(p)
+        naive.append(s_naive)
+        se.append(judge.batch_means_se(hits, np.argsort(pick, kind="stable")))
+    est, se, naive = map(np.asarray, (est, se, naive))
+    spread = est.std(ddof=1)
+    assert abs(est.mean() - p_true) < 3 * spread / np.sqrt(reps)
+    # the batch-means error is the spread actually seen over repeated runs …
+    assert 0.85 < se.mean() / spread < 1.15
+    assert 0.90 <= np.mean(np.abs(est - p_true) <= 1.96 * se) <= 0.98
+    # … where the error of independent paths is far too small
+    assert naive.mean() / spread < 0.6
+
+
+def test_batch_means_error_of_independent_paths_is_the_binomial_one():
+    rng = np.random.default_rng(5)
+    hits = rng.random(4000) < 0.3
+    se = judge.batch_means_se(hits, np.arange(4000))
+    assert se == pytest.approx(np.sqrt(0.3 * 0.7 / 4000), rel=0.2)
+    # too few paths for two batches: no error claimed
+    assert np.isnan(judge.batch_means_se(hits[:3], np.arange(3)))
