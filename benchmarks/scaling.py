@@ -10,8 +10,10 @@ reported as such.  ``--sharded``: the places belong to a province with a series 
 every code (synthetic_panel(province=True)); the province is fitted first, then the
 places in shards of at most --max-series series on a Dask LocalCluster of each
 --workers count (peak memory: this process plus the largest worker).  Without
---sharded and with --province, the same panel is fitted jointly.  Prints figures;
-asserts nothing.
+--sharded and with --province, the same panel is fitted jointly.  Sharded runs also
+print the parent and place stages' wall time and what the workers spent on the place
+shards (the compile and sampling columns are then sums over the place shards).  Prints
+figures; asserts nothing.
 """
 from __future__ import annotations
 
@@ -55,18 +57,25 @@ def child(n: int, draws: int | None, sampler: str | None, province: bool, worker
             m = ShardedGrowth(max_series=max_series, client=client, **kw).fit(panel)
             secs = time.perf_counter() - t
             worker_peak = max(client.run(_peak_gib).values())
-        timing = dict(compile=float("nan"), sampling=float("nan"))
+        # summed over the place shards' fits on the workers (both passes), beside the
+        # parent shard's and the place stage's wall time
+        spent = [x.shard_seconds for x in m.shards if hasattr(x, "shard_seconds")]
+        timing = dict(compile=sum(x["compile"] for x in spent), sampling=sum(x["sampling"] for x in spent))
+        stages = dict(m.stage_seconds, place_shards_total=sum(x["total"] for x in spent),
+                      slowest_shard=max((x["total"] for x in spent), default=0.0))
     else:
         m = HierarchicalGrowth(**kw).fit(panel)
         secs = time.perf_counter() - t
         timing = m.fit_timing
+        stages = {}
     d = m.diagnostics()
     peak = _peak_gib() + worker_peak
     print(json.dumps(dict(series=len(panel.series), readings=len(panel.points), seconds=round(secs, 1),
                           peak_gib=round(peak, 2), max_r_hat=round(float(d.r_hat.max()), 3),
                           min_ess=int(d.ess_bulk.min()), divergences=int(d.attrs["divergences"]),
                           compile=round(timing["compile"], 1), sampling=round(timing["sampling"], 1),
-                          shards=len(getattr(m, "shards", [m])), worst=_worst(m, d))))
+                          shards=len(getattr(m, "shards", [m])), worst=_worst(m, d),
+                          stages={k: round(v, 1) for k, v in stages.items()})))
 
 
 def _worst(m, d) -> str:
@@ -137,6 +146,12 @@ def main():
         print(f"{r['series']:>7} {r['readings']:>9} {label:>12} {r['seconds']:>9.1f} {r['compile']:>8.1f} {r['sampling']:>9.1f} "
               f"{r['peak_gib']:>9.2f} {r['max_r_hat']:>6.3f} "
               f"{r['min_ess']:>6} {r['divergences']:>4}  {r.get('worst', '')}")
+        if r.get("stages"):
+            st_ = r["stages"]
+            print(f"{'':>7} stages: parent shard {st_['parent']:.0f} s, place shards {st_['places']:.0f} s wall; "
+                  f"workers spent {st_['place_shards_total']:.0f} s on place shards (compile {r['compile']:.0f} s, "
+                  f"sampling {r['sampling']:.0f} s; slowest shard {st_['slowest_shard']:.0f} s) — "
+                  f"{st_['place_shards_total'] / max(st_['places'], 1e-9):.2f} workers busy on average")
 
 
 def how(workers: int) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -169,7 +170,10 @@ class ParentPosterior:
 # product-length run; but 34 of the 50 100-series shards of the 5,100-series province
 # fell short of bulk ESS 400 there (the deviation split of the stock group: 413–454) and
 # were fitted twice — so the first run keeps the product's 2000 draws (ESS 639–749 on
-# two such shards, sampling 18–23 s).  A shard that does not pass the convergence rules
+# two such shards, sampling 18–23 s).  300 tuning draws instead of 500 (stop 27) sampled
+# six such shards alone in 14–17 s against 19–24 s, but in the 5,100-series run 5 of 50
+# shards then needed the second fit (2 with 500) and the whole run took 1,001 s against
+# 1,025 s: not kept.  A shard that does not pass the convergence rules
 # on this run is fitted again at the product settings, so the rules are never relaxed —
 # only the first try is cheaper.
 FIRST_PASS = dict(tune=500, draws=2000, target_accept=0.9)
@@ -189,11 +193,17 @@ def fit_shard(panel: Panel, settings: dict, prior: ParentPosterior | None, cores
     def fit(st):
         return HierarchicalGrowth(**_init_args(st), use_cache=False, prior=prior, cores=cores).fit(panel)
 
+    t0 = time.perf_counter()
     first = first_pass(settings)
     m = fit(first)
+    spent = dict(m.fit_timing)
     if not m.converged() and first != settings:
         m = fit(settings)
-    return _lean(m)
+        spent = {k: spent[k] + m.fit_timing[k] for k in spent}
+    m = _lean(m)
+    # what the worker spent on this shard (both passes): benchmarks/scaling.py adds it up
+    m.shard_seconds = dict(spent, total=time.perf_counter() - t0)
+    return m
 
 
 def _lean(m):
@@ -247,6 +257,8 @@ class ShardedGrowth(Forecaster):
         parent_keys, groups = split(panel, self.max_series)
         emit = progress or (lambda text, transient: None)
         kw = dict(_init_args(self.settings), cache_dir=self.cache_dir, use_cache=self.use_cache)
+        t0 = time.perf_counter()
+        self.stage_seconds = {}
         if parent_keys:
             emit(f"shard 1/{len(groups) + 1}: {len(parent_keys)} nation and province series", False)
             parent = HierarchicalGrowth(**kw).fit(panel.subset(parent_keys), progress=progress)
@@ -254,6 +266,7 @@ class ShardedGrowth(Forecaster):
             fitted = [parent]
         else:   # no parent level: each place shard learns its hyperparameters itself
             fitted = []
+        self.stage_seconds["parent"] = time.perf_counter() - t0
         todo = []
         for keys in groups:
             sub = panel.subset(keys)
@@ -282,6 +295,7 @@ class ShardedGrowth(Forecaster):
             if again:
                 emit(f"{again} of {len(todo)} place shards did not converge on the short first run "
                      "and were fitted again at full length", False)
+        self.stage_seconds["places"] = time.perf_counter() - t0 - self.stage_seconds["parent"]
         self.shards = fitted
         self.from_cache = all(getattr(m, "from_cache", False) for m in fitted)
         self.cache_path = fitted[0].cache_path if fitted else None

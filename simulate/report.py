@@ -66,6 +66,8 @@ METHODS = {
         "行政层级、期限和目标难度）实际达成的比例——规划目标本身也是信息，制定者了解自己的工作安排。"
         "本地历史越长，趋势模型权重越大；只有基期值或没有本地数据时，以参照组为准。参照组样本小且偏向成功案例"
         "（未完成的目标很少被公开报告），其区间说明了这一不确定性。",
+        "“蒙特卡洛标准误”是模拟本身的误差，不是预测的不确定性：按各路径所用的后验抽样顺序分批计算，"
+        "相关的抽样不重复计数；概率离分档线不到两倍标准误时，换一个随机种子分档可能不同。",
     ],
     "en": [
         "Each indicator's history feeds a growth model that simulates thousands of possible futures; P(met) is the "
@@ -86,6 +88,9 @@ METHODS = {
         "plans — a target is evidence too, since planners know their programme. The longer the local history, the "
         "more the trend model counts; with only a baseline or no local reading the reference class decides. The "
         "reference class is small and biased toward success (misses are rarely published); its interval shows it.",
+        "The Monte Carlo s.e. is the error of the simulation itself, not forecast uncertainty: computed by batch "
+        "means over the posterior draws the paths use, so correlated draws are not counted twice; a probability "
+        "within two s.e. of a band edge may change band with another seed.",
     ],
 }
 
