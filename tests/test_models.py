@@ -636,3 +636,33 @@ def test_codes_with_one_root_series_sample_the_sum_with_the_same_prior(registry)
         assert np.all(np.abs(a.std(0) - 1) < 0.05) and np.all(np.abs(b.std(0) - 1) < 0.05)
         corr = ((a - a.mean(0)) * (b - b.mean(0))).mean(0) / (a.std(0) * b.std(0))
         assert np.all(np.abs(corr) < 0.07)
+
+
+def test_pooling_shares_where_every_code_has_one_root_keep_the_dirichlet_prior(registry):
+    """issue 14 (parent shard): where every code has a single root series (the synthetic
+    province's parent shard) the pooling shares are sampled as the family share
+    Beta(4, 2) and the split of the rest Beta(1, 1) — Dirichlet(4, 1, 1) by aggregation,
+    the same prior: means 4/6, 1/6, 1/6, variances 8/252, 5/252, 5/252 and covariance
+    −1/252 between the code and series shares.  Where some code has several roots (the
+    shipped panel) the Dirichlet itself stays."""
+    import warnings
+
+    import pymc as pm
+
+    from models.sharding import split
+
+    panel, _, _ = synthetic_panel(seed=11, n_codes=6, n_places=3, province=True)
+    parent, _ = split(panel)
+    hg = HierarchicalGrowth(use_cache=False)
+    model = hg.build_model(panel.subset(parent))
+    assert {"fam_share", "code_split"} <= set(model.named_vars)
+    shipped = HierarchicalGrowth(use_cache=False).build_model(Panel.from_registry(registry))
+    assert "fam_share" not in shipped.named_vars and "pool_share" in [v.name for v in shipped.free_RVs]
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)    # "Potentials are ignored": they are, by design here
+        w = pm.sample_prior_predictive(draws=8000, random_seed=4, var_names=["pool_share"]).prior["pool_share"].values[0]
+    assert np.allclose(w.sum(1), 1)
+    assert np.allclose(w.mean(0), [4 / 6, 1 / 6, 1 / 6], atol=0.006)    # se ≤ 0.002
+    cov = np.cov(w.T)
+    assert np.allclose(np.diag(cov), [8 / 252, 5 / 252, 5 / 252], rtol=0.08)
+    assert abs(cov[1, 2] + 1 / 252) < 0.08 / 252 + 0.0004
