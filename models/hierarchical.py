@@ -362,12 +362,14 @@ class HierarchicalGrowth(Forecaster):
             # into the funnel neck near 0);
             # variance shares ~ Dirichlet(4, 1, 1): a priori families differ most
             # (mean sds ≈ 0.09 / 0.05 / 0.05 at the mean total, as hier-4's priors).
+            # codes with a single root series (used below; numpy only, no model variable)
+            lone_code, lone_root = _lone_roots(A, P)
             if P:
                 pool_scale = P.positive(pm, "pool_scale")
                 pool_share = P.simplex(pm, "pool_share")
             else:
                 pool_scale = pm.Gamma("pool_scale", alpha=2.0, beta=17.0)
-                if len(_lone_roots(A, P)[0]) == len(A["codes"]):
+                if len(lone_code) == len(A["codes"]):
                     # Every code has a single root series (a province's parent shard, the
                     # earliest as-of panels): the code / series split of the spread is
                     # then told by the prior alone, and in PyMC's simplex coordinates
@@ -414,7 +416,6 @@ class HierarchicalGrowth(Forecaster):
             # tau² w_c w_s / (w_c + w_s)) (non-centred, z_code): the same joint prior, so
             # the same model, but the split no longer touches anything the data see.
             # (Codes whose mean a parent shard gives are not among them.)
-            lone_code, lone_root = _lone_roots(A, P)
             if len(lone_code):
                 w_c, w_s = pool_share[1], pool_share[2]
                 dev = pool_scale * pt.sqrt(w_c + w_s) * z_series[lone_root]

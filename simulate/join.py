@@ -187,26 +187,23 @@ def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc,
             order = np.lexsort((rng.random(n_d), sign * m))
             u = np.empty(n_d)
             u[order] = (np.arange(n_d) + 0.5) / n_d
-            pin_c = np.clip(pin, 0.5 / n_d, 1 - 0.5 / n_d)
+            pin_c = pin_s = np.clip(pin, 0.5 / n_d, 1 - 0.5 / n_d)
             # a growth shift or shock moves the trend model's odds; the joined odds move by
             # as much, so a scenario acts on every target, whatever the trend model's weight
             shift = 0.0
             before = r.get("p_inside_before")
-            if before is not None and before == before:
+            shifted = before is not None and before == before
+            if shifted:
                 shift = _logit(pin_c) - _logit(np.clip(before, 0.5 / n_d, 1 - 0.5 / n_d))
                 pin_c = np.clip(before, 0.5 / n_d, 1 - 0.5 / n_d)
             pj = 1 / (1 + np.exp(-((1 - w) * _logit(po[:n_d]) + w * _logit(pin_c) + shift)))
             r["weight_inside"] = w
             # sensitivities of mean(pj) to the trend model's probabilities, for its Monte
-            # Carlo error (engine._mc_errors): with a scenario shift, logit p_in enters
-            # whole and the unshifted one with weight w − 1
+            # Carlo error (engine._mc_errors): logit p_in enters with weight w, or — with a
+            # scenario shift — whole, and the unshifted one with weight w − 1
             slope = float(np.mean(pj * (1 - pj)))
-            pin_s = float(np.clip(pin, 0.5 / n_d, 1 - 0.5 / n_d))
-            if before is not None and before == before:
-                r["_join"] = (slope / (pin_s * (1 - pin_s)), slope * (w - 1) / (pin_c * (1 - pin_c)),
-                              float(pj.var()))
-            else:
-                r["_join"] = (slope * w / (pin_c * (1 - pin_c)), 0.0, float(pj.var()))
+            r["_join"] = (slope * (1.0 if shifted else w) / (pin_s * (1 - pin_s)),
+                          slope * (w - 1) / (pin_c * (1 - pin_c)) if shifted else 0.0, float(pj.var()))
         else:
             w, pin_c = 0.0, None
             u = rng.random(draws)
