@@ -525,6 +525,31 @@ def test_both_samplers_draw_the_same_posterior(tmp_path):
     assert np.array_equal(again.idata.posterior["mu_series"].values, mu["nutpie"].values)
 
 
+def test_a_fit_tries_the_diagonal_mass_matrix_first_and_low_rank_if_that_breaks_the_rules(monkeypatch):
+    """nutpie samples with its cheap diagonal mass matrix; only a fit that then breaks
+    the convergence rules is sampled again — with the low-rank mass matrix, on the same
+    compiled model — and the posterior says which one it came from."""
+    import nutpie
+
+    import models.hierarchical as hier
+
+    panel, _, _ = synthetic_panel(seed=5, n_codes=3, n_places=3)
+    passes, compiles = [], []
+    real_sample, real_compile = nutpie.sample, hier.compile_for_nutpie
+    monkeypatch.setattr(nutpie, "sample", lambda *a, **k: passes.append(k["low_rank_modified_mass_matrix"])
+                        or real_sample(*a, **k))
+    monkeypatch.setattr(hier, "compile_for_nutpie", lambda m: compiles.append(1) or real_compile(m))
+    # 2 × 100 draws cannot reach bulk ESS 400: the diagonal fit breaks the rules
+    short = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2).fit(panel)
+    assert passes == [False, True] and len(compiles) == 1
+    assert short.idata.posterior.attrs["mass_matrix"] == "low-rank"
+    assert not short.converged()            # reported as it is, not hidden by the second try
+    passes.clear()
+    monkeypatch.setattr(HierarchicalGrowth, "converged", lambda self, **k: True)
+    ok = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2).fit(panel)
+    assert passes == [False] and ok.idata.posterior.attrs["mass_matrix"] == "diagonal"
+
+
 def test_small_counts_carry_their_poisson_noise():
     """A count of units (工作站, 联盟) scatters around the expected number its path
     describes as a Poisson draw does, so a reading of 3 tells that number only to
