@@ -186,13 +186,13 @@ def default_cache_dir() -> Path:
 
 
 # Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie,
-# 2026-11-26): compiling ≈ 60 s on a machine that never compiled it (PyTensor's numba
-# cache empty), ≈ 12–26 s once that cache holds its parts; then 47–72 s for 4 chains ×
-# 3,000 iterations on 2 cores (the spread is the step size adaptation's), about linear
-# in series × draws.
-COMPILE_SECONDS_COLD = 60.0
+# 2026-11-26, stop 28): compiling ≈ 65 s on a machine that never compiled it (PyTensor's
+# numba cache empty; the reference class is fitted beside it), ≈ 12–26 s once that cache
+# holds its parts; then 25–32 s for 4 chains × 3,000 iterations on 2 cores with the
+# diagonal mass matrix (40 s with the low-rank one), about linear in series × draws.
+COMPILE_SECONDS_COLD = 65.0
 COMPILE_SECONDS_WARM = 20.0
-SAMPLE_SECONDS_PER_SERIES_DRAW = 0.000065
+SAMPLE_SECONDS_PER_SERIES_DRAW = 0.00003
 
 
 def compile_cache_is_warm(base: Path | None = None) -> bool:
