@@ -796,6 +796,11 @@ class HierarchicalGrowth(Forecaster):
         return pd.DataFrame({"series": self.panel.keys, "r_hat": rhat["mu_series"].values,
                              "ess_bulk": ess["mu_series"].values}).set_index("series")
 
+    def mass_matrix(self) -> str | None:
+        """The mass matrix the kept draws were sampled with: "diagonal", or "low-rank"
+        after the diagonal fit broke the rules; None for PyMC's sampler."""
+        return self._posterior_dataset().attrs.get("mass_matrix")
+
     def converged(self, max_rhat=1.01, min_ess=400) -> bool:
         d = self.diagnostics()
         return bool(d.r_hat.max() <= max_rhat and d.ess_bulk.min() >= min_ess and d.attrs["divergences"] == 0)

@@ -346,6 +346,13 @@ class ShardedGrowth(Forecaster):
     def converged(self, max_rhat=1.01, min_ess=400) -> bool:
         return all(m.converged(max_rhat, min_ess) for m in self.shards)
 
+    def mass_matrix(self) -> str | None:
+        """How many shards kept each mass matrix, e.g. "diagonal 50, low-rank 1"."""
+        from collections import Counter
+
+        n = Counter(m.mass_matrix() or "PyMC's" for m in self.shards)
+        return ", ".join(f"{k} {v}" for k, v in sorted(n.items()))
+
     def data_weight(self) -> dict:
         out = {}
         for m in self.shards:

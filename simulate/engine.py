@@ -76,7 +76,8 @@ def diagnostics_of(fc) -> dict:
             "min_ess_tail": float(d.ess_tail.min()), "divergences": int(d.attrs["divergences"]),
             "converged": bool(d.r_hat.max() <= 1.01 and d.ess_bulk.min() >= 400 and d.attrs["divergences"] == 0),
             "series_not_converged": bad, "cache": str(getattr(fc, "cache_path", "")),
-            "from_cache": bool(getattr(fc, "from_cache", False))}
+            "from_cache": bool(getattr(fc, "from_cache", False)),
+            "mass_matrix": fc.mass_matrix() if hasattr(fc, "mass_matrix") else None}
 
 
 def _per_registry(reg: Registry, name: str, build):

@@ -544,6 +544,9 @@ def test_a_fit_tries_the_diagonal_mass_matrix_first_and_low_rank_if_that_breaks_
     short = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2).fit(panel)
     assert passes == [False, True] and len(compiles) == 1
     assert short.idata.posterior.attrs["mass_matrix"] == "low-rank"
+    from simulate.engine import diagnostics_of
+
+    assert short.mass_matrix() == diagnostics_of(short)["mass_matrix"] == "low-rank"   # in the run's diagnostics
     assert not short.converged()            # reported as it is, not hidden by the second try
     passes.clear()
     monkeypatch.setattr(HierarchicalGrowth, "converged", lambda self, **k: True)
