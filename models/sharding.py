@@ -347,11 +347,12 @@ class ShardedGrowth(Forecaster):
         return all(m.converged(max_rhat, min_ess) for m in self.shards)
 
     def mass_matrix(self) -> str | None:
-        """How many shards kept each mass matrix, e.g. "diagonal 50, low-rank 1"."""
+        """How many shards kept each mass matrix, e.g. "diagonal 50, low-rank 1"; None
+        for PyMC's sampler, as for one model."""
         from collections import Counter
 
-        n = Counter(m.mass_matrix() or "PyMC's" for m in self.shards)
-        return ", ".join(f"{k} {v}" for k, v in sorted(n.items()))
+        n = Counter(k for k in (m.mass_matrix() for m in self.shards) if k)
+        return ", ".join(f"{k} {v}" for k, v in sorted(n.items())) or None
 
     def data_weight(self) -> dict:
         out = {}

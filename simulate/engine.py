@@ -74,10 +74,10 @@ def diagnostics_of(fc) -> dict:
     bad = per[(per.r_hat > 1.01) | (per.ess_bulk < 400)].index.tolist()
     return {"model": fc.name, "max_r_hat": float(d.r_hat.max()), "min_ess_bulk": float(d.ess_bulk.min()),
             "min_ess_tail": float(d.ess_tail.min()), "divergences": int(d.attrs["divergences"]),
-            "converged": bool(d.r_hat.max() <= 1.01 and d.ess_bulk.min() >= 400 and d.attrs["divergences"] == 0),
+            "converged": fc.converged(),
             "series_not_converged": bad, "cache": str(getattr(fc, "cache_path", "")),
             "from_cache": bool(getattr(fc, "from_cache", False)),
-            "mass_matrix": fc.mass_matrix() if hasattr(fc, "mass_matrix") else None}
+            "mass_matrix": fc.mass_matrix()}
 
 
 def _per_registry(reg: Registry, name: str, build):

@@ -90,6 +90,11 @@ def test_sharded_fit_same_draws_in_process_and_on_a_local_cluster_and_close_to_j
     b = there.sample_posterior_predictive([2023, 2025], draws=200, seed=1)
     assert a.series.values.tolist() == panel.keys
     assert np.array_equal(a.values, b.values)
+    # each shard's mass matrix (diagonal, or low-rank after the diagonal fit broke the
+    # rules) survives the trip from a worker and is counted once: "diagonal 1, low-rank 2"
+    kinds = dict(part.rsplit(" ", 1) for part in here.mass_matrix().split(", "))
+    assert set(kinds) <= {"diagonal", "low-rank"} and sum(map(int, kinds.values())) == len(here.shards)
+    assert there.mass_matrix() == here.mass_matrix()
 
     joint = HierarchicalGrowth(**kw).fit(panel)
     mj = joint.idata.posterior["mu_series"]
