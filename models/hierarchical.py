@@ -162,6 +162,61 @@ def compile_for_nutpie(model):
         return nutpie.compile_pymc_model(model, backend="numba")
 
 
+# The convergence rules every fit is held to (README, Accuracy): R-hat at most 1.01,
+# bulk ESS at least 400, no divergence.
+MAX_RHAT, MIN_ESS = 1.01, 400
+# A fit that breaks the ESS or R-hat rule without a divergence is sampled once more with
+# up to this many times the draws (thinned back to the settings' count).  Why 4: the
+# 5,100-series province's parent shard reached bulk ESS 168 from 4 × 2000 draws with the
+# diagonal mass matrix (stop 29); a quarter of the rule's 400 is as slow as a fit may mix
+# before "sample longer" turns into "wait for hours" — below it the fit is reported as not
+# converged, which says more than a fourfold wait would.
+MAX_LONGER = 4
+
+
+def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: int) -> tuple[bool, int] | None:
+    """What to sample after a fit whose diagnostics are ``summary`` (divergences in its
+    ``attrs``), made with the low-rank mass matrix or not and ``factor`` times the draws:
+    None to keep it, else (low_rank, factor) of the next run.
+
+    * It passes the rules: keep it.
+    * It diverged: that is the geometry, which more draws do not mend — the low-rank mass
+      matrix once (the small as-of panels diverge less with it, docs/model.md); if that
+      diverges too, keep it and report it.
+    * Bulk ESS or R-hat falls short without a divergence: the chains mix slowly, which
+      more draws cure — the same mass matrix again with ``ceil(1.5 × 400 / min ESS)``
+      times the draws (at least 2, at most ``max_longer``), once.  Why 1.5: an ESS
+      estimated from a run this short is itself uncertain by a fifth or more, and thinning
+      costs a little; at 1.25 the province's parent shard (ESS 168) was sampled 3× longer
+      and reached 345 (stop 29)."""
+    ess, rhat = float(summary.ess_bulk.min()), float(summary.r_hat.max())
+    if ess >= MIN_ESS and rhat <= MAX_RHAT and summary.attrs["divergences"] == 0:
+        return None
+    if summary.attrs["divergences"]:
+        return (True, 1) if not low_rank and factor == 1 else None
+    if factor > 1 or max_longer < 2:
+        return None
+    need = int(np.ceil(1.5 * MIN_ESS / max(ess, 1.0)))
+    return low_rank, int(min(max_longer, max(2, need)))
+
+
+def thin(idata, k: int):
+    """Every k-th draw of a run k times as long as the settings ask: a forecast reads as
+    many draws as from any fit, and a slowly mixing quantity (autocorrelated over far more
+    than k draws) keeps nearly all its effective draws.  Each kept draw's ``diverging``
+    counts the divergences of its block of k, so the fit's count is the whole run's."""
+    from .quiet import import_quietly
+
+    n = idata.posterior.sizes["draw"] // k
+    keep = np.arange(n) * k + (k - 1)
+    groups = {g: idata[g].isel(draw=keep).assign_coords(draw=np.arange(n)) if "draw" in idata[g].dims
+              else idata[g] for g in idata.groups()}
+    div = idata.sample_stats["diverging"].values[:, : n * k]
+    groups["sample_stats"]["diverging"] = (("chain", "draw"), div.reshape(div.shape[0], n, k).sum(-1))
+    groups["posterior"].attrs["thinned"] = k
+    return import_quietly("arviz").InferenceData(**groups)
+
+
 def _sampler_only(var: str) -> bool:
     """Variables the sampler moves but no forecast reads: PyMC's unconstrained copies
     (``rho_logodds__``) and the standard-normal raw effects (``z_series``, a shard's
@@ -228,7 +283,8 @@ class HierarchicalGrowth(Forecaster):
 
     def __init__(self, draws: int | None = None, tune: int | None = None, chains: int = 4, target_accept: float = 0.99,
                  seed: int = 20240529, cache_dir: Path | None = None, use_cache: bool = True,
-                 sampler: str | None = None, prior=None, cores: int | None = None, combine_ets: bool = True):
+                 sampler: str | None = None, prior=None, cores: int | None = None, combine_ets: bool = True,
+                 longer: int | None = None):
         super().__init__()
         # Long series' paths are an equal mix with a damped trend (models.combination);
         # the posterior does not depend on it, only the paths drawn from it.
@@ -241,8 +297,12 @@ class HierarchicalGrowth(Forecaster):
         fast = int(os.environ.get("IPSIM_MCMC_DRAWS", "0") or 0)
         draws = draws or fast or 2000
         tune = tune or fast or 1000
+        # ``longer``: how many times the draws a fit that mixes too slowly may be sampled
+        # again with (next_pass); 1 never.  The suite's short chains are short on purpose
+        # and are not lengthened.
+        longer = longer or (1 if fast else MAX_LONGER)
         self.settings = dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept, seed=seed,
-                             sampler=resolve_sampler(sampler))
+                             sampler=resolve_sampler(sampler), longer=longer)
         self.fit_timing: dict | None = None
         # A shard of a large panel (models.sharding) takes its hyperparameters and its
         # parent series' growth from the parent shard's posterior: a ParentPosterior.
@@ -557,7 +617,7 @@ class HierarchicalGrowth(Forecaster):
         # the transformed data are in the panel's fingerprint; what is hashed here is
         # the code that turns them into a model, and how it is sampled (the mass matrix)
         for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model, _lone_roots,
-                   HierarchicalGrowth._sample_nutpie):
+                   HierarchicalGrowth._sample_nutpie, next_pass, thin):
             h.update(inspect.getsource(fn).encode())
         # the filter's kernels (read as text: importing them would load numba on a warm run)
         h.update((Path(__file__).parent / "kalman.py").read_bytes())
@@ -673,26 +733,34 @@ class HierarchicalGrowth(Forecaster):
         st = self.settings
         compiled = compile_for_nutpie(model)
         t1 = time.perf_counter()
-        # A diagonal mass matrix first, nutpie's low-rank one only if that fit breaks the
-        # convergence rules (same compiled model, same seed).  Measured 2026-11-26 (stop
-        # 28): the low-rank update costs more than the gradient on these panels — the
-        # shipped fit sampled in 25–32 s against 40 s at equal leapfrog steps (min bulk
-        # ESS 756 / 1,095 against 752, 0 divergences), a 100-series place shard of the
-        # synthetic province in 9–13 s against 18–25 s — but the small as-of panels
-        # diverge with it (as of 2014: 3 / 3 / 0 on three seeds, 2016: 3 / 7 / 0; low-rank
-        # 2 / 2 / 0 and 0 / 1 / 0), and those are fitted again as before.
-        for low_rank in (False, True):
-            tracker.set_stage("sampling" if not low_rank else "sampling again (low-rank mass matrix)")
-            idata = nutpie.sample(compiled, draws=st["draws"], tune=st["tune"], chains=st["chains"],
+        # A diagonal mass matrix first.  Measured 2026-11-26 (stop 28): nutpie's low-rank
+        # update costs more than the gradient on these panels — the shipped fit sampled in
+        # 25–32 s against 40 s at equal leapfrog steps (min bulk ESS 756 / 1,095 against
+        # 752, 0 divergences), a 100-series place shard of the synthetic province in 9–13 s
+        # against 18–25 s — but the small as-of panels diverge with it (as of 2014: 3 / 3 / 0
+        # on three seeds, 2016: 3 / 7 / 0; low-rank 2 / 2 / 0 and 0 / 1 / 0), and a fit that
+        # diverges is sampled again low-rank.  A fit that only mixes too slowly is sampled
+        # again longer instead (next_pass): the parent shard of the 5,100-series province
+        # reached min bulk ESS 168 diagonal and 97 low-rank (stop 29).
+        low_rank, factor = False, 1
+        while True:
+            tracker.set_stage("sampling" if (not low_rank and factor == 1) else
+                              "sampling again (low-rank mass matrix)" if factor == 1 else
+                              f"sampling again, {factor}× longer")
+            idata = nutpie.sample(compiled, draws=st["draws"] * factor, tune=st["tune"], chains=st["chains"],
                                   cores=self.cores or min(st["chains"], os.cpu_count() or 1), seed=st["seed"],
                                   target_accept=st["target_accept"], save_warmup=False, progress_bar=False,
                                   low_rank_modified_mass_matrix=low_rank)
+            if factor > 1:
+                idata = thin(idata, factor)
             idata.posterior.attrs["mass_matrix"] = "low-rank" if low_rank else "diagonal"
             # the diagnostics are needed anyway (cache, report): computed once here
             self.idata, self._diag = idata, None
             self._diag = (self.diagnostics(), self.series_diagnostics())
-            if self.converged():
+            step = next_pass(self._diag[0], low_rank, factor, st.get("longer", 1))
+            if step is None:
                 break
+            low_rank, factor = step
         self.fit_timing = dict(compile=t1 - t0, sampling=time.perf_counter() - t1)
         return idata
 
@@ -798,10 +866,14 @@ class HierarchicalGrowth(Forecaster):
 
     def mass_matrix(self) -> str | None:
         """The mass matrix the kept draws were sampled with: "diagonal", or "low-rank"
-        after the diagonal fit broke the rules; None for PyMC's sampler."""
-        return self._posterior_dataset().attrs.get("mass_matrix")
+        after the diagonal fit diverged; " ×k" added when the fit mixed too slowly and was
+        sampled again with k times the draws, thinned by k (next_pass); None for PyMC's
+        sampler."""
+        attrs = self._posterior_dataset().attrs
+        mm, k = attrs.get("mass_matrix"), int(attrs.get("thinned", 1))
+        return f"{mm} ×{k}" if mm and k > 1 else mm
 
-    def converged(self, max_rhat=1.01, min_ess=400) -> bool:
+    def converged(self, max_rhat=MAX_RHAT, min_ess=MIN_ESS) -> bool:
         d = self.diagnostics()
         return bool(d.r_hat.max() <= max_rhat and d.ess_bulk.min() >= min_ess and d.attrs["divergences"] == 0)
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .base import Forecaster
+from .hierarchical import MAX_RHAT, MIN_ESS
 from .panel import Panel
 
 PARENT_LEVELS = ("nation", "province")
@@ -177,13 +178,17 @@ class ParentPosterior:
 # on this run is fitted again at the product settings, so the rules are never relaxed —
 # only the first try is cheaper.
 # Within each of these fits nutpie tries the diagonal mass matrix before the low-rank one
-# (models.hierarchical): on a place shard it halves the sampling time.
+# (models.hierarchical): on a place shard it halves the sampling time.  The product-length
+# fit (not the first try) may also be sampled again longer if it only mixes too slowly —
+# as the parent shard of the synthetic province does (models.hierarchical.next_pass).
 FIRST_PASS = dict(tune=500, draws=2000, target_accept=0.9)
 
 
 def first_pass(settings: dict) -> dict:
-    """The settings of a place shard's first try (never longer or more cautious than ``settings``)."""
-    return dict(settings, **{k: min(settings[k], v) for k, v in FIRST_PASS.items()})
+    """The settings of a place shard's first try (never longer or more cautious than
+    ``settings``, and never sampled again longer: a shard that falls short of the rules
+    is fitted again at the product settings, which may)."""
+    return dict(settings, **{k: min(settings[k], v) for k, v in FIRST_PASS.items()}, longer=1)
 
 
 def fit_shard(panel: Panel, settings: dict, prior: ParentPosterior | None, cores: int | None = None):
@@ -223,7 +228,8 @@ def _lean(m):
 
 
 def _init_args(settings: dict) -> dict:
-    return {k: settings[k] for k in ("draws", "tune", "chains", "target_accept", "seed", "sampler")}
+    return {k: settings[k] for k in ("draws", "tune", "chains", "target_accept", "seed", "sampler", "longer")
+            if k in settings}
 
 
 class ShardedGrowth(Forecaster):
@@ -343,7 +349,7 @@ class ShardedGrowth(Forecaster):
 
         return pd.concat([m.series_diagnostics() for m in self.shards]).loc[self.panel.keys]
 
-    def converged(self, max_rhat=1.01, min_ess=400) -> bool:
+    def converged(self, max_rhat=MAX_RHAT, min_ess=MIN_ESS) -> bool:
         return all(m.converged(max_rhat, min_ess) for m in self.shards)
 
     def mass_matrix(self) -> str | None:

@@ -526,32 +526,70 @@ def test_both_samplers_draw_the_same_posterior(tmp_path):
     assert np.array_equal(again.idata.posterior["mu_series"].values, mu["nutpie"].values)
 
 
-def test_a_fit_tries_the_diagonal_mass_matrix_first_and_low_rank_if_that_breaks_the_rules(monkeypatch):
-    """nutpie samples with its cheap diagonal mass matrix; only a fit that then breaks
-    the convergence rules is sampled again — with the low-rank mass matrix, on the same
-    compiled model — and the posterior says which one it came from."""
+def _diag_table(ess, rhat, divergences):
+    d = pd.DataFrame({"ess_bulk": [ess, 5000.0], "r_hat": [rhat, 1.0]}, index=["slow", "fast"])
+    d.attrs["divergences"] = divergences
+    return d
+
+
+def test_what_a_fit_that_breaks_the_rules_is_sampled_with_next():
+    """The rule of models.hierarchical.next_pass, case by case: a fit that passes is kept;
+    one that diverged gets the low-rank mass matrix once (more draws do not mend a
+    geometry); one that only mixes too slowly gets the same mass matrix with
+    ceil(1.5 × 400 / min ESS) times the draws — at least 2, at most the cap, once."""
+    from models.hierarchical import next_pass
+
+    assert next_pass(_diag_table(756, 1.01, 0), False, 1, 4) is None                 # the shipped fit
+    assert next_pass(_diag_table(2811, 1.00, 3), False, 1, 4) == (True, 1)           # as of 2014
+    assert next_pass(_diag_table(2811, 1.00, 2), True, 1, 4) is None                 # diverged low-rank too
+    assert next_pass(_diag_table(168, 1.02, 0), False, 1, 4) == (False, 4)           # the province's parent
+    assert next_pass(_diag_table(250, 1.02, 0), False, 1, 4) == (False, 3)
+    assert next_pass(_diag_table(97, 1.04, 0), True, 1, 4) == (True, 4)              # capped
+    assert next_pass(_diag_table(900, 1.02, 0), False, 1, 4) == (False, 2)           # R-hat alone: twice
+    assert next_pass(_diag_table(390, 1.01, 0), False, 1, 4) == (False, 2)           # just short: twice
+    assert next_pass(_diag_table(300, 1.01, 0), False, 3, 4) is None                 # lengthened once only
+    assert next_pass(_diag_table(300, 1.01, 0), False, 1, 1) is None                 # lengthening off
+    assert next_pass(_diag_table(300, 1.01, 1), False, 3, 4) is None                 # a long run that diverged
+
+
+def test_a_fit_that_diverges_is_sampled_again_low_rank_and_one_that_mixes_slowly_longer(monkeypatch):
+    """Real nutpie fits of a 9-series panel (2 chains × 100 draws), compiled once each.
+    At target_accept 0.6 the diagonal fit diverges: it is sampled again with the low-rank
+    mass matrix, and that fit is kept and reported as not converged.  At 0.99 it does not
+    diverge but falls short of bulk ESS 400: it is sampled again with the diagonal matrix
+    and k times the draws, thinned back to every k-th draw — the kept draws are exactly
+    those, the divergence count is the long run's, and the run's diagnostics say so."""
     import nutpie
 
     import models.hierarchical as hier
-
-    panel, _, _ = synthetic_panel(seed=5, n_codes=3, n_places=3)
-    passes, compiles = [], []
-    real_sample, real_compile = nutpie.sample, hier.compile_for_nutpie
-    monkeypatch.setattr(nutpie, "sample", lambda *a, **k: passes.append(k["low_rank_modified_mass_matrix"])
-                        or real_sample(*a, **k))
-    monkeypatch.setattr(hier, "compile_for_nutpie", lambda m: compiles.append(1) or real_compile(m))
-    # 2 × 100 draws cannot reach bulk ESS 400: the diagonal fit breaks the rules
-    short = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2).fit(panel)
-    assert passes == [False, True] and len(compiles) == 1
-    assert short.idata.posterior.attrs["mass_matrix"] == "low-rank"
     from simulate.engine import diagnostics_of
 
-    assert short.mass_matrix() == diagnostics_of(short)["mass_matrix"] == "low-rank"   # in the run's diagnostics
-    assert not short.converged()            # reported as it is, not hidden by the second try
-    passes.clear()
-    monkeypatch.setattr(HierarchicalGrowth, "converged", lambda self, **k: True)
-    ok = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2).fit(panel)
-    assert passes == [False] and ok.idata.posterior.attrs["mass_matrix"] == "diagonal"
+    panel, _, _ = synthetic_panel(seed=5, n_codes=3, n_places=3)
+    runs, compiles = [], []
+    real_sample, real_compile = nutpie.sample, hier.compile_for_nutpie
+    monkeypatch.setattr(nutpie, "sample", lambda *a, **k: runs.append((k, real_sample(*a, **k))) or runs[-1][1])
+    monkeypatch.setattr(hier, "compile_for_nutpie", lambda m: compiles.append(1) or real_compile(m))
+
+    def divergences(idata):
+        return int(idata.sample_stats["diverging"].sum())
+
+    bumpy = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2, target_accept=0.6, longer=3).fit(panel)
+    assert [(k["low_rank_modified_mass_matrix"], k["draws"]) for k, _ in runs] == [(False, 100), (True, 100)]
+    assert divergences(runs[0][1]) > 0 and len(compiles) == 1
+    assert bumpy.mass_matrix() == diagnostics_of(bumpy)["mass_matrix"] == "low-rank"
+    assert not bumpy.converged()            # reported as it is, not hidden by the second try
+
+    runs.clear(); compiles.clear()
+    slow = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2, longer=3).fit(panel)
+    first, (long_kw, long_run) = runs[0][1], runs[-1]
+    k = long_kw["draws"] // 100
+    assert divergences(first) == 0 and len(runs) == 2 and len(compiles) == 1
+    assert long_kw["low_rank_modified_mass_matrix"] is False and k in (2, 3, 4)
+    post = slow.idata.posterior
+    assert post.sizes["draw"] == 100 and post.attrs["thinned"] == k
+    assert np.array_equal(post["mu_series"].values, long_run.posterior["mu_series"].values[:, k - 1::k])
+    assert slow.diagnostics().attrs["divergences"] == divergences(long_run)
+    assert slow.mass_matrix() == diagnostics_of(slow)["mass_matrix"] == f"diagonal ×{k}"
 
 
 def test_small_counts_carry_their_poisson_noise():
