@@ -91,6 +91,8 @@ def _worst(m, d) -> str:
         again = sum(x.settings != first_pass(m.settings) for x in places)
         out += (f" (shard {int(row['shard'])}); divergences by shard {divs}; "
                 f"place shards fitted again at full length: {again} of {len(places)}")
+    # which mass matrix each fit kept, and whether it was sampled again longer ("×k")
+    out += f"; mass matrix: {m.mass_matrix()}"
     return out
 
 

@@ -185,7 +185,11 @@ def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: in
       diverges too, keep it and report it.
     * Bulk ESS or R-hat falls short without a divergence: the chains mix slowly, which
       more draws cure — the same mass matrix again with ``ceil(1.5 × 400 / min ESS)``
-      times the draws (at least 2, at most ``max_longer``), once.  Why 1.5: an ESS
+      times the draws (at least 2, at most ``max_longer``), once.  Where the fit may not
+      be lengthened (``max_longer`` 1: a place shard's short first try, the suite's short
+      chains) the low-rank mass matrix is the one try left, as before stop 29 — on the
+      5,100-series province, 2 of 50 first tries that it used to rescue went on to the
+      full-length fit without it (place stage 653 s against 548 s).  Why 1.5: an ESS
       estimated from a run this short is itself uncertain by a fifth or more, and thinning
       costs a little; at 1.25 the province's parent shard (ESS 168) was sampled 3× longer
       and reached 345 (stop 29)."""
@@ -194,8 +198,10 @@ def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: in
         return None
     if summary.attrs["divergences"]:
         return (True, 1) if not low_rank and factor == 1 else None
-    if factor > 1 or max_longer < 2:
+    if factor > 1:
         return None
+    if max_longer < 2:
+        return None if low_rank else (True, 1)
     need = int(np.ceil(1.5 * MIN_ESS / max(ess, 1.0)))
     return low_rank, int(min(max_longer, max(2, need)))
 

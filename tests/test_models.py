@@ -536,7 +536,8 @@ def test_what_a_fit_that_breaks_the_rules_is_sampled_with_next():
     """The rule of models.hierarchical.next_pass, case by case: a fit that passes is kept;
     one that diverged gets the low-rank mass matrix once (more draws do not mend a
     geometry); one that only mixes too slowly gets the same mass matrix with
-    ceil(1.5 × 400 / min ESS) times the draws — at least 2, at most the cap, once."""
+    ceil(1.5 × 400 / min ESS) times the draws — at least 2, at most the cap, once — or,
+    where it may not be lengthened (a shard's first try), the low-rank one."""
     from models.hierarchical import next_pass
 
     assert next_pass(_diag_table(756, 1.01, 0), False, 1, 4) is None                 # the shipped fit
@@ -548,7 +549,8 @@ def test_what_a_fit_that_breaks_the_rules_is_sampled_with_next():
     assert next_pass(_diag_table(900, 1.02, 0), False, 1, 4) == (False, 2)           # R-hat alone: twice
     assert next_pass(_diag_table(390, 1.01, 0), False, 1, 4) == (False, 2)           # just short: twice
     assert next_pass(_diag_table(300, 1.01, 0), False, 3, 4) is None                 # lengthened once only
-    assert next_pass(_diag_table(300, 1.01, 0), False, 1, 1) is None                 # lengthening off
+    assert next_pass(_diag_table(300, 1.01, 0), False, 1, 1) == (True, 1)           # lengthening off:
+    assert next_pass(_diag_table(300, 1.01, 0), True, 1, 1) is None                  # low-rank is the try left
     assert next_pass(_diag_table(300, 1.01, 1), False, 3, 4) is None                 # a long run that diverged
 
 
