@@ -174,6 +174,12 @@ MAX_RHAT, MIN_ESS = 1.01, 400
 MAX_LONGER = 4
 
 
+def meets_rules(summary: pd.DataFrame, max_rhat: float = MAX_RHAT, min_ess: float = MIN_ESS) -> bool:
+    """Whether a fit with these diagnostics (divergences in ``summary.attrs``) converged."""
+    return bool(summary.r_hat.max() <= max_rhat and summary.ess_bulk.min() >= min_ess
+                and summary.attrs["divergences"] == 0)
+
+
 def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: int) -> tuple[bool, int] | None:
     """What to sample after a fit whose diagnostics are ``summary`` (divergences in its
     ``attrs``), made with the low-rank mass matrix or not and ``factor`` times the draws:
@@ -193,8 +199,7 @@ def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: in
       estimated from a run this short is itself uncertain by a fifth or more, and thinning
       costs a little; at 1.25 the province's parent shard (ESS 168) was sampled 3× longer
       and reached 345 (stop 29)."""
-    ess, rhat = float(summary.ess_bulk.min()), float(summary.r_hat.max())
-    if ess >= MIN_ESS and rhat <= MAX_RHAT and summary.attrs["divergences"] == 0:
+    if meets_rules(summary):
         return None
     if summary.attrs["divergences"]:
         return (True, 1) if not low_rank and factor == 1 else None
@@ -202,7 +207,7 @@ def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: in
         return None
     if max_longer < 2:
         return None if low_rank else (True, 1)
-    need = int(np.ceil(1.5 * MIN_ESS / max(ess, 1.0)))
+    need = int(np.ceil(1.5 * MIN_ESS / max(float(summary.ess_bulk.min()), 1.0)))
     return low_rank, int(min(max_longer, max(2, need)))
 
 
@@ -623,7 +628,7 @@ class HierarchicalGrowth(Forecaster):
         # the transformed data are in the panel's fingerprint; what is hashed here is
         # the code that turns them into a model, and how it is sampled (the mass matrix)
         for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model, _lone_roots,
-                   HierarchicalGrowth._sample_nutpie, next_pass, thin):
+                   HierarchicalGrowth._sample_nutpie, meets_rules, next_pass, thin):
             h.update(inspect.getsource(fn).encode())
         # the filter's kernels (read as text: importing them would load numba on a warm run)
         h.update((Path(__file__).parent / "kalman.py").read_bytes())
@@ -763,7 +768,7 @@ class HierarchicalGrowth(Forecaster):
             # the diagnostics are needed anyway (cache, report): computed once here
             self.idata, self._diag = idata, None
             self._diag = (self.diagnostics(), self.series_diagnostics())
-            step = next_pass(self._diag[0], low_rank, factor, st.get("longer", 1))
+            step = next_pass(self._diag[0], low_rank, factor, st["longer"])
             if step is None:
                 break
             low_rank, factor = step
@@ -880,8 +885,7 @@ class HierarchicalGrowth(Forecaster):
         return f"{mm} ×{k}" if mm and k > 1 else mm
 
     def converged(self, max_rhat=MAX_RHAT, min_ess=MIN_ESS) -> bool:
-        d = self.diagnostics()
-        return bool(d.r_hat.max() <= max_rhat and d.ess_bulk.min() >= min_ess and d.attrs["divergences"] == 0)
+        return meets_rules(self.diagnostics(), max_rhat, min_ess)
 
     def data_weight(self) -> dict:
         """Share of the uncertainty about each series' growth mean that its own readings

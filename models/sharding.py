@@ -228,8 +228,7 @@ def _lean(m):
 
 
 def _init_args(settings: dict) -> dict:
-    return {k: settings[k] for k in ("draws", "tune", "chains", "target_accept", "seed", "sampler", "longer")
-            if k in settings}
+    return {k: settings[k] for k in ("draws", "tune", "chains", "target_accept", "seed", "sampler", "longer")}
 
 
 class ShardedGrowth(Forecaster):

@@ -71,7 +71,9 @@ def diagnostics_of(fc) -> dict:
         return {"model": fc.name, "refused": len(fc.refusals)}
     d = fc.diagnostics()
     per = fc.series_diagnostics()
-    bad = per[(per.r_hat > 1.01) | (per.ess_bulk < 400)].index.tolist()
+    from models.hierarchical import MAX_RHAT, MIN_ESS
+
+    bad = per[(per.r_hat > MAX_RHAT) | (per.ess_bulk < MIN_ESS)].index.tolist()
     return {"model": fc.name, "max_r_hat": float(d.r_hat.max()), "min_ess_bulk": float(d.ess_bulk.min()),
             "min_ess_tail": float(d.ess_tail.min()), "divergences": int(d.attrs["divergences"]),
             "converged": fc.converged(),
