@@ -398,7 +398,9 @@ class HierarchicalGrowth(Forecaster):
                     brk=brk, old_until=old_until, pop_of=pop_of, group=panel.groups())
 
     def build_model(self, panel: Panel):
-        import pymc as pm
+        from .quiet import import_quietly
+
+        pm = import_quietly("pymc")
         import pytensor.tensor as pt
 
         from .kalman import KalmanFilter
@@ -712,7 +714,9 @@ class HierarchicalGrowth(Forecaster):
                  "later runs reuse it "
                  f"({self.cache_dir})", False)
             tracker.set_stage("compiling")
-            import pymc as pm  # only when sampling: importing PyMC costs seconds on a warm run
+            from .quiet import import_quietly
+
+            pm = import_quietly("pymc")  # only when sampling: importing PyMC costs seconds on a warm run
 
             t0 = time.perf_counter()
             with quiet_sampling():   # PyTensor's BLAS notice, ArviZ's FutureWarning: not for a planner

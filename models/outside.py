@@ -140,7 +140,9 @@ class OutsideView:
 
     # ------------------------------------------------------------------ model
     def build_model(self, cases: pd.DataFrame):
-        import pymc as pm
+        from .quiet import import_quietly
+
+        pm = import_quietly("pymc")
 
         st = self.settings
         X = design(cases)
@@ -209,9 +211,9 @@ class OutsideView:
                     warn(f"warning: cached reference-class posterior {path.name} is damaged "
                          f"({type(exc).__name__}); discarding it and fitting again")
                     path.unlink(missing_ok=True)
-        import pymc as pm
+        from .quiet import import_quietly, quiet_sampling
 
-        from models.quiet import quiet_sampling
+        pm = import_quietly("pymc")
 
         model = self.build_model(cases)
         st = self.settings

@@ -143,7 +143,9 @@ class ParentPosterior:
     def known(self, var, labels, fallback, name=None):
         """``fallback`` with the entries the parent knows replaced by N(mean, sd) draws
         (non-centred); with ``fallback`` None every label must be known."""
-        import pymc as pm
+        from .quiet import import_quietly
+
+        pm = import_quietly("pymc")
         import pytensor.tensor as pt
 
         table = self.growth.get(var, {})

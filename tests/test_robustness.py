@@ -102,3 +102,25 @@ def test_the_cli_called_in_process_gives_back_the_callers_sigterm_handler(run_cl
         assert seen == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@pytest.mark.parametrize("build", [
+    "from models.outside import OutsideView; from simulate import Registry; from simulate.join import known_cases\n"
+    "OutsideView().build_model(known_cases(Registry.load()))",
+    "from models import HierarchicalGrowth; from models.synthetic import synthetic_panel\n"
+    "HierarchicalGrowth().build_model(synthetic_panel(n_codes=2, n_places=2)[0])",
+])
+def test_a_fresh_process_building_a_model_prints_no_third_party_warning(build, tmp_path):
+    """The reference class is fitted in a fresh background process on a first run, and a
+    shard on a Dask worker; either process imports PyMC (and through it ArviZ and
+    PyTensor) for the first time when it builds its model.  Checked 2026-11-27: ArviZ
+    0.23's FutureWarning reached a planner's terminal on a cold run.  ArviZ warns on its
+    first import of the day (a stamp file in the user's cache directory), so the process
+    gets an empty cache directory.  With Python's default filters (``-W default``),
+    stderr stays empty."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))      # no ArviZ stamp: today's first import
+    p = subprocess.run([sys.executable, "-W", "default", "-c", f"import sys; sys.path.insert(0, {root!r})\n{build}"],
+                       capture_output=True, text=True, timeout=300, cwd=root, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stderr.strip() == "", p.stderr[-2000:]
