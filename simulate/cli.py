@@ -63,14 +63,15 @@ def cli():
 @PLAN_FILES
 @DATA_FILES
 @LANG
+@WIDE
 @click.pass_context
-def plans_cmd(ctx, plan_files, data_files, lang):
+def plans_cmd(ctx, plan_files, data_files, lang, wide):
     """List plans: id, name, period, number of targets, how many have history."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = dict(plan_files=plan_files, data_files=data_files, lang=lang)
         return
     reg = load_registry(plan_files, data_files)
-    click.echo(plans_table(reg, lang).to_string(index=False))
+    click.echo(fit_table(plans_table(reg, lang), name_col=L.col("name", lang), wide=wide, lang=lang))
 
 
 def plans_table(reg: Registry, lang: str = "zh") -> pd.DataFrame:
@@ -241,10 +242,11 @@ def _scenario_path(name_or_path, reg) -> Path:
 @click.option("--as-of", type=int, default=None, help="Use observations up to this year only.")
 @click.option("--model", default="hierarchical", show_default=True)
 @QUIET
+@WIDE
 @SAMPLER
 @SHARD
 @CLUSTER
-def fit_cmd(data_files, plan_files, as_of, model, quiet):
+def fit_cmd(data_files, plan_files, as_of, model, quiet, wide):
     """Fit (or load from cache) the model on all observed series; print diagnostics."""
     from .engine import diagnostics_of, fit_model
 
@@ -254,7 +256,7 @@ def fit_cmd(data_files, plan_files, as_of, model, quiet):
     if hasattr(fc, "series_diagnostics"):
         per = fc.series_diagnostics().join(pd.Series({i.key: i.basis for i in panel.series}, name="basis"))
         per["n_years"] = [panel.info(k).n_years for k in per.index]
-        click.echo(per.sort_values("r_hat", ascending=False).to_string(float_format=lambda v: f"{v:.3f}"))
+        click.echo(fit_table(diagnostics_table(per), name_col="series", wide=wide, lang="en"))
     d = diagnostics_of(fc)
     click.echo(json.dumps({k: v for k, v in d.items() if k != "series_not_converged"}, ensure_ascii=False))
     if hasattr(fc, "series_diagnostics") and not d["converged"]:
@@ -263,6 +265,18 @@ def fit_cmd(data_files, plan_files, as_of, model, quiet):
         click.echo(f"posterior cache: {fc.cache_path}")
     for k, why in list(fc.refusals.items())[:20]:
         click.echo(f"refused {k}: {why}", err=True)
+
+
+def diagnostics_table(per: pd.DataFrame) -> pd.DataFrame:
+    """Per-series convergence, worst R-hat first, numbers rounded for the terminal."""
+    t = per.sort_values("r_hat", ascending=False).reset_index()
+    t = t.rename(columns={t.columns[0]: "series"})
+    for c in t.columns:
+        if c.startswith("ess"):
+            t[c] = t[c].map(lambda v: f"{v:.0f}")
+        elif pd.api.types.is_float_dtype(t[c]):
+            t[c] = t[c].map(lambda v: f"{v:.3f}")
+    return t
 
 
 def _run(scenarios, plan_ids, draws, seed, plan_files, data_files):
@@ -442,7 +456,8 @@ def rank_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
 @click.argument("plan_id")
 @click.option("--prob", type=click.FloatRange(0.01, 0.99), default=0.8, show_default=True)
 @SCENARIO_RUN
-def inverse_cmd(plan_id, prob, scenario, draws, seed, plan_files, data_files, lang):
+@WIDE
+def inverse_cmd(plan_id, prob, scenario, draws, seed, plan_files, data_files, lang, wide):
     """For each indicator, the target value reachable with probability --prob."""
     from .engine import inverse_query
 
@@ -450,11 +465,12 @@ def inverse_cmd(plan_id, prob, scenario, draws, seed, plan_files, data_files, la
     t = inverse_query(results[0], prob)
     zh = lang == "zh"
     out = pd.DataFrame({L.col("indicator", lang): t.indicator,
-                        L.col("name", lang): t["name_zh" if zh else "name_en"].str.slice(0, 24),
+                        L.col("name", lang): t["name_zh" if zh else "name_en"],
                         L.col("target", lang): [f"{c}{v:g}" for c, v in zip(t.comparator, t.target)],
                         (f"{prob:.0%}把握可达" if zh else f"reachable at {prob:.0%}"): t.reachable.map(lambda v: f"{v:.4g}"),
                         L.col("unit", lang): t.unit})
-    click.echo(out.to_string(index=False))
+    click.echo(fit_table(out, name_col=L.col("name", lang), wide=wide, lang=lang,
+                         drop_order=[L.col("unit", lang), L.col("indicator", lang)]))
 
 
 def _csv_list(value, cast=str):

@@ -33,9 +33,17 @@ def _pad(text: str, width: int, right: bool) -> str:
     return fill + text if right else text + fill
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)      # 36.54, 1.817e+04
+    except ValueError:
+        return False
+    return text.lower() not in ("nan", "inf", "infinity")
+
+
 def _numeric(col: pd.Series) -> bool:
     vals = [str(v).strip().rstrip("%").lstrip("+-−") for v in col if str(v).strip() not in ("", "—")]
-    return bool(vals) and all(v.replace(".", "", 1).isdigit() for v in vals)
+    return bool(vals) and all(_number(v) for v in vals)
 
 
 def render(df: pd.DataFrame) -> str:

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import openpyxl
+import pandas as pd
 
 from test_validation import GOOD_PLAN, OBS_HEADER, write
 
@@ -99,3 +100,19 @@ def test_terminal_tables_fit_100_columns_and_wide_shows_all(run_cli):
         assert max(display_width(x) for x in wide.splitlines()[1:]) > 100
         assert ("解读" if lang == "zh" else "interpretation") in wide.splitlines()[1]
     assert display_width("每万人口ab") == 10
+    from simulate.terminal import render
+
+    # numbers align right, whatever their notation; a word column stays left
+    lines = render(pd.DataFrame({"v": ["36.54", "1.817e+04", "—"], "w": ["a", "bb", "nan"]})).splitlines()
+    assert [ln[:9] for ln in lines] == ["        v", "    36.54", "1.817e+04", "        —"]
+    code, out, _ = run_cli("plans")       # the list of plans: long names (was 117 columns)
+    assert code == 0 and max(display_width(x) for x in out.splitlines()) <= 100
+    assert len(out.splitlines()) == 1 + len(registry_plans())
+    code, wide, _ = run_cli("plans", "--wide")
+    assert "无锡市滨湖区国家知识产权服务业高质量集聚发展示范区建设方案（2024—2026年）" in wide
+
+
+def registry_plans():
+    from simulate import Registry
+
+    return Registry.load().plans

@@ -100,6 +100,17 @@ def test_cli_run_rank_inverse_plot(run_cli, shipped_fit, tmp_path):
     assert max(display_width(line) for line in out.splitlines()) <= 100   # fitted to the terminal
     code, out, err = run_cli("inverse", "wuxi-2024", "--prob", "0.8", "--draws", "3000")
     assert code == 0 and "80%把握可达" in out
+    # fitted to 100 columns too (was 110, with names cut at 24 characters and Chinese misaligned)
+    assert max(display_width(line) for line in out.splitlines()) <= 100
+    rows = out.splitlines()[1:]
+    assert len(rows) == 20 and "（未显示" not in out     # every indicator of the plan with a reachable value
+    code, wide, err = run_cli("inverse", "wuxi-2024", "--prob", "0.8", "--draws", "3000", "--wide")
+    assert code == 0 and "一般作品著作权登记量累计" in wide
+    code, out, err = run_cli("fit")       # the shipped fit, cached: its per-series diagnostics
+    assert code == 0, err
+    table = out.split("\n{")[0].splitlines()
+    assert max(display_width(line) for line in table) <= 100 and len(table) > 100
+    assert table[0].split()[:3] == ["series", "r_hat", "ess_bulk"]
     code, out, err = run_cli("compare", str(run_dir), str(run_dir))
     assert code == 0
 
