@@ -707,7 +707,8 @@ class HierarchicalGrowth(Forecaster):
 
         st = self.settings
         emit = progress or (lambda text, transient: None)
-        tracker = FitProgress(f"fitting {len(panel.series)} series", st["chains"] * (st["draws"] + st["tune"]), emit)
+        tracker = FitProgress(f"fitting {len(panel.series)} series", st["chains"] * (st["draws"] + st["tune"]), emit,
+                              shown=progress is not None)
         with (tracker if progress else contextlib.nullcontext(tracker)):
             emit(f"first fit of these {len(panel.series)} series takes about "
                  f"{about(expected_fit_seconds(len(panel.series), st, compile_cache_is_warm()))}; "
@@ -741,9 +742,9 @@ class HierarchicalGrowth(Forecaster):
 
     def _sample_nutpie(self, model, tracker, t0):
         """nutpie (Rust NUTS) over the model compiled by PyTensor's numba backend — the
-        filter Op runs as its numba kernels there.  nutpie reports no per-draw
-        callback outside a notebook, so the progress line shows elapsed time."""
-        import nutpie
+        filter Op runs as its numba kernels there; the progress line shows the share of
+        draws done and an ETA (:func:`models.progress.sample_nutpie`)."""
+        from .progress import sample_nutpie
 
         st = self.settings
         compiled = compile_for_nutpie(model)
@@ -762,9 +763,11 @@ class HierarchicalGrowth(Forecaster):
             tracker.set_stage("sampling" if (not low_rank and factor == 1) else
                               "sampling again (low-rank mass matrix)" if factor == 1 else
                               f"sampling again, {factor}× longer")
-            idata = nutpie.sample(compiled, draws=st["draws"] * factor, tune=st["tune"], chains=st["chains"],
+            idata = sample_nutpie(compiled, on_progress=tracker.on_progress if tracker.shown else None,
+                                  draws=st["draws"] * factor,
+                                  tune=st["tune"], chains=st["chains"],
                                   cores=self.cores or min(st["chains"], os.cpu_count() or 1), seed=st["seed"],
-                                  target_accept=st["target_accept"], save_warmup=False, progress_bar=False,
+                                  target_accept=st["target_accept"], save_warmup=False,
                                   low_rank_modified_mass_matrix=low_rank)
             if factor > 1:
                 idata = thin(idata, factor)
