@@ -387,7 +387,7 @@ def test_fit_progress_reports_stage_share_and_eta():
 
 
 @pytest.mark.slow
-def test_a_nutpie_fit_shows_its_share_done_and_eta_and_draws_the_same(tmp_path):
+def test_a_nutpie_fit_shows_its_share_done_and_eta_and_draws_the_same(tmp_path, monkeypatch):
     """The progress line of a nutpie fit says how far sampling is and how long is left
     (issue 14 item 4 asks for `sampling 40 % ETA 50 s`; it showed elapsed seconds only,
     since nutpie gives no callback outside a notebook).  Watching the draws must not
@@ -415,6 +415,21 @@ def test_a_nutpie_fit_shows_its_share_done_and_eta_and_draws_the_same(tmp_path):
     done = [d for d, _ in seen]
     assert len(seen) >= 5 and done == sorted(done) and done[-1] > done[0]
     assert {n for _, n in seen} == {4 * 3500} and done[-1] <= 4 * 3500
+    # a nutpie whose internals differ: the same draws, no share done, no failure
+    import importlib
+    import types
+
+    ns = importlib.import_module("nutpie.sample")
+    real = ns._lib
+    monkeypatch.setattr(ns, "_lib", types.SimpleNamespace(**{k: getattr(real, k) for k in dir(real) if not k.startswith("_")
+                                                             and k != "ProgressType"},
+                                                          ProgressType=types.SimpleNamespace(none=real.ProgressType.none)))
+    seen.clear()
+    other = sample_nutpie(compile_for_nutpie(HierarchicalGrowth().build_model(panel)), on_progress=lambda d, n: seen.append(d),
+                          draws=300, tune=300, chains=2, cores=1, seed=3)
+    again = sample_nutpie(compile_for_nutpie(HierarchicalGrowth().build_model(panel)), draws=300, tune=300, chains=2,
+                          cores=1, seed=3)
+    assert seen == [] and np.array_equal(other.posterior["mu_series"].values, again.posterior["mu_series"].values)
 
 
 def test_filter_op_value_and_gradient_equal_the_scan_it_replaced():
