@@ -95,7 +95,7 @@ import xarray as xr
 
 from .base import Forecaster, stable_seed
 from .panel import Panel
-from .quiet import warn
+from .quiet import import_quietly, quiet_sampling, warn
 from .transforms import GROUPS, LOGIT_KINDS
 
 MODEL_VERSION = "hier-5"
@@ -216,8 +216,6 @@ def thin(idata, k: int):
     many draws as from any fit, and a slowly mixing quantity (autocorrelated over far more
     than k draws) keeps nearly all its effective draws.  Each kept draw's ``diverging``
     counts the divergences of its block of k, so the fit's count is the whole run's."""
-    from .quiet import import_quietly
-
     n = idata.posterior.sizes["draw"] // k
     keep = np.arange(n) * k + (k - 1)
     groups = {g: idata[g].isel(draw=keep).assign_coords(draw=np.arange(n)) if "draw" in idata[g].dims
@@ -398,8 +396,6 @@ class HierarchicalGrowth(Forecaster):
                     brk=brk, old_until=old_until, pop_of=pop_of, group=panel.groups())
 
     def build_model(self, panel: Panel):
-        from .quiet import import_quietly
-
         pm = import_quietly("pymc")
         import pytensor.tensor as pt
 
@@ -653,8 +649,6 @@ class HierarchicalGrowth(Forecaster):
     @property
     def idata(self):
         if self._idata is None and self.from_cache and self.cache_path is not None:
-            from .quiet import import_quietly
-
             self._idata = import_quietly("arviz").from_netcdf(self.cache_path)
         return self._idata
 
@@ -703,7 +697,6 @@ class HierarchicalGrowth(Forecaster):
         import contextlib
 
         from .progress import FitProgress
-        from .quiet import quiet_sampling
 
         st = self.settings
         emit = progress or (lambda text, transient: None)
@@ -715,8 +708,6 @@ class HierarchicalGrowth(Forecaster):
                  "later runs reuse it "
                  f"({self.cache_dir})", False)
             tracker.set_stage("compiling")
-            from .quiet import import_quietly
-
             pm = import_quietly("pymc")  # only when sampling: importing PyMC costs seconds on a warm run
 
             t0 = time.perf_counter()
@@ -843,8 +834,6 @@ class HierarchicalGrowth(Forecaster):
 
     @classmethod
     def load(cls, path: Path, panel: Panel) -> "HierarchicalGrowth":
-        from .quiet import import_quietly
-
         az = import_quietly("arviz")
 
         m = cls(use_cache=False)
@@ -858,8 +847,6 @@ class HierarchicalGrowth(Forecaster):
         """R-hat, bulk/tail ESS per parameter; divergences in ``.attrs``."""
         if self._diag is not None:
             return self._diag[0]
-        from .quiet import import_quietly
-
         az = import_quietly("arviz")
 
         names = [v for v in ("mu_series", "a_free", "mu_code", "mu_family", "mu_kind", "tau_family", "tau_code",
@@ -873,8 +860,6 @@ class HierarchicalGrowth(Forecaster):
         """R-hat and bulk ESS of each series' growth mean (its level is integrated out)."""
         if self._diag is not None:
             return self._diag[1]
-        from .quiet import import_quietly
-
         az = import_quietly("arviz")
 
         post = self.idata.posterior[["mu_series"]]

@@ -55,6 +55,7 @@ import pandas as pd
 import xarray as xr
 
 from .base import stable_seed
+from .quiet import import_quietly, quiet_sampling, warn
 
 KIND_GROUP = {"count": "programme", "flow": "flow", "stock": "stock", "ratio": "stock", "percent": "bounded",
               "score": "bounded"}
@@ -140,8 +141,6 @@ class OutsideView:
 
     # ------------------------------------------------------------------ model
     def build_model(self, cases: pd.DataFrame):
-        from .quiet import import_quietly
-
         pm = import_quietly("pymc")
 
         st = self.settings
@@ -206,13 +205,9 @@ class OutsideView:
                     self.from_cache = True
                     return self
                 except Exception as exc:  # noqa: BLE001 — a damaged cache entry: say so, refit
-                    from models.quiet import warn
-
                     warn(f"warning: cached reference-class posterior {path.name} is damaged "
                          f"({type(exc).__name__}); discarding it and fitting again")
                     path.unlink(missing_ok=True)
-        from .quiet import import_quietly, quiet_sampling
-
         pm = import_quietly("pymc")
 
         model = self.build_model(cases)
@@ -245,8 +240,6 @@ class OutsideView:
         return self
 
     def diagnostics(self) -> dict:
-        from .quiet import import_quietly
-
         az = import_quietly("arviz")
 
         if self.idata is None:

@@ -39,6 +39,7 @@ import numpy as np
 from .base import Forecaster
 from .hierarchical import MAX_RHAT, MIN_ESS
 from .panel import Panel
+from .quiet import import_quietly
 
 PARENT_LEVELS = ("nation", "province")
 # Above this many series a fit is sharded by default (a joint fit grows about linearly
@@ -143,8 +144,6 @@ class ParentPosterior:
     def known(self, var, labels, fallback, name=None):
         """``fallback`` with the entries the parent knows replaced by N(mean, sd) draws
         (non-centred); with ``fallback`` None every label must be known."""
-        from .quiet import import_quietly
-
         pm = import_quietly("pymc")
         import pytensor.tensor as pt
 
@@ -219,7 +218,6 @@ def _lean(m):
     """``m`` with its diagnostics computed and only the draws forecasting reads kept:
     a shard's InferenceData travels from a worker and sits in memory with fifty others."""
     from .hierarchical import _sampler_only
-    from .quiet import import_quietly
 
     az = import_quietly("arviz")
     m._diag = (m.diagnostics(), m.series_diagnostics())
