@@ -95,6 +95,7 @@ import xarray as xr
 
 from .base import Forecaster, stable_seed
 from .panel import Panel
+from .posterior_file import read_group, write_inference_data
 from .quiet import import_quietly, quiet_sampling, warn
 from .transforms import GROUPS, LOGIT_KINDS
 
@@ -235,8 +236,7 @@ def _sampler_only(var: str) -> bool:
 
 def _load_posterior(path: Path) -> xr.Dataset:
     """The posterior group of a cached fit, in memory, without the sampler-only variables."""
-    with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
-        return ds.drop_vars([v for v in ds.data_vars if _sampler_only(v)]).load()
+    return read_group(path, "posterior", keep=lambda v: not _sampler_only(v))
 
 
 def default_cache_dir() -> Path:
@@ -825,12 +825,7 @@ class HierarchicalGrowth(Forecaster):
 
     def save(self, path: Path) -> Path:
         """ArviZ netCDF; written to a temporary name first so a crash leaves no half file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        self.idata.to_netcdf(str(tmp), engine="h5netcdf")
-        os.replace(tmp, path)
-        return path
+        return write_inference_data(self.idata, path)
 
     @classmethod
     def load(cls, path: Path, panel: Panel) -> "HierarchicalGrowth":

@@ -52,9 +52,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from .base import stable_seed
+from .posterior_file import read_group, write_inference_data
 from .quiet import import_quietly, quiet_sampling, warn
 
 KIND_GROUP = {"count": "programme", "flow": "flow", "stock": "stock", "ratio": "stock", "percent": "bounded",
@@ -200,8 +200,7 @@ class OutsideView:
             path = self.cache_path(cases)
             if self.use_cache and path.exists():
                 try:
-                    with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
-                        self.posterior = ds.load()
+                    self.posterior = read_group(path, "posterior")
                     self.from_cache = True
                     return self
                 except Exception as exc:  # noqa: BLE001 — a damaged cache entry: say so, refit
@@ -233,10 +232,7 @@ class OutsideView:
                                        idata_kwargs={"log_likelihood": False})
         self.posterior = self.idata.posterior
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            self.idata.to_netcdf(str(tmp), engine="h5netcdf")
-            os.replace(tmp, path)
+            write_inference_data(self.idata, path)
         return self
 
     def diagnostics(self) -> dict:

@@ -329,6 +329,41 @@ def test_small_counts_behave_like_counts():
     assert b[:, 0].tolist() == [200.0] * 4000
 
 
+def test_a_cached_posterior_reads_back_as_xarray_reads_it(tmp_path):
+    # the warm run reads the posterior group with h5py (models.posterior_file), not with
+    # xarray's backend: it must give exactly what xr.open_dataset gives — values,
+    # dimensions, string coordinates, attributes — and the file stays ArviZ's own
+    import arviz as az
+    import h5py
+    import xarray as xr
+
+    from models.posterior_file import read_group, write_inference_data
+
+    rng = np.random.default_rng(0)
+    post = xr.Dataset(
+        {"mu_series": (("chain", "draw", "series"), rng.normal(size=(2, 5, 3)), {"note": "增长"}),
+         "rho": (("chain", "draw"), rng.uniform(size=(2, 5))),
+         "z_series": (("chain", "draw", "series"), rng.normal(size=(2, 5, 3)))},
+        coords={"chain": [0, 1], "draw": np.arange(5), "series": ["wuxi:专利", "cn:pct", "suzhou:x"]},
+        attrs={"mass_matrix": "diagonal", "thinned": 2})
+    idata = az.InferenceData(posterior=post, sample_stats=xr.Dataset(
+        {"diverging": (("chain", "draw"), np.zeros((2, 5), bool))}, coords={"chain": [0, 1], "draw": np.arange(5)}))
+    path = write_inference_data(idata, tmp_path / "fit.nc")
+    keep = lambda v: not v.startswith("z_")  # noqa: E731
+    fast = read_group(path, "posterior", keep=keep)
+    with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+        slow = ds[[v for v in ds.data_vars if keep(v)]].load()
+    xr.testing.assert_identical(fast, slow.drop_vars([c for c in slow.coords if c not in fast.coords]))
+    assert list(fast.data_vars) == ["mu_series", "rho"] and fast.attrs["mass_matrix"] == "diagonal"
+    with h5py.File(path) as h:                 # written without gzip (see the module)
+        assert h["posterior/mu_series"].compression is None
+    back = az.from_netcdf(path)
+    np.testing.assert_array_equal(back.posterior["z_series"].values, post["z_series"].values)
+    assert not (tmp_path / "fit.tmp").exists()
+    with pytest.raises(Exception):
+        read_group(tmp_path / "fit.nc", "no_such_group")
+
+
 @pytest.mark.slow
 def test_a_damaged_cached_posterior_is_discarded_and_refitted(registry, tmp_path, capsys):
     # issue 14 item 2: a truncated posterior file ended `ipsim run` in an h5netcdf traceback
