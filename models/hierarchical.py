@@ -626,7 +626,7 @@ class HierarchicalGrowth(Forecaster):
         # the transformed data are in the panel's fingerprint; what is hashed here is
         # the code that turns them into a model, and how it is sampled (the mass matrix)
         for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model, _lone_roots,
-                   HierarchicalGrowth._sample_nutpie, meets_rules, next_pass, thin):
+                   HierarchicalGrowth._sample_nutpie, HierarchicalGrowth._diagnostics, meets_rules, next_pass, thin):
             h.update(inspect.getsource(fn).encode())
         # the filter's kernels (read as text: importing them would load numba on a warm run)
         h.update((Path(__file__).parent / "kalman.py").read_bytes())
@@ -765,8 +765,7 @@ class HierarchicalGrowth(Forecaster):
             idata.posterior.attrs["mass_matrix"] = "low-rank" if low_rank else "diagonal"
             # the diagnostics are needed anyway (cache, report): computed once here
             self.idata, self._diag = idata, None
-            self._diag = (self.diagnostics(), self.series_diagnostics())
-            step = next_pass(self._diag[0], low_rank, factor, st["longer"])
+            step = next_pass(self.diagnostics(), low_rank, factor, st["longer"])
             if step is None:
                 break
             low_rank, factor = step
@@ -838,29 +837,35 @@ class HierarchicalGrowth(Forecaster):
         return m
 
     # ------------------------------------------------------------------ diagnostics
-    def diagnostics(self) -> pd.DataFrame:
-        """R-hat, bulk/tail ESS per parameter; divergences in ``.attrs``."""
-        if self._diag is not None:
-            return self._diag[0]
-        az = import_quietly("arviz")
+    def _diagnostics(self):
+        """(summary, per-series) computed once per posterior: ArviZ's summary of every
+        parameter the rules judge, unrounded — ``az.summary`` rounds R-hat to two decimals
+        by default, which let a fit with R-hat 1.0149 pass "R-hat ≤ 1.01" — and each
+        series' growth-mean rows of it (the level is integrated out).  The per-series rows
+        are read from the summary, not computed again (0.7 s of a cold run)."""
+        if self._diag is None:
+            az = import_quietly("arviz")
 
-        names = [v for v in ("mu_series", "a_free", "mu_code", "mu_family", "mu_kind", "tau_family", "tau_code",
-                             "tau_series", "tau_tie", "pool_scale", "pool_share", "dev_scale", "growth_share",
-                             "sigma_g", "rho", "s_growth", "phi_growth", "census_shift") if v in self.idata.posterior]
-        summ = az.summary(self.idata, var_names=names, kind="diagnostics")
-        summ.attrs["divergences"] = int(self.idata.sample_stats["diverging"].sum())
-        return summ
+            names = [v for v in ("mu_series", "a_free", "mu_code", "mu_family", "mu_kind", "tau_family",
+                                 "tau_code", "tau_series", "tau_tie", "pool_scale", "pool_share", "dev_scale",
+                                 "growth_share", "sigma_g", "rho", "s_growth", "phi_growth", "census_shift")
+                     if v in self.idata.posterior]
+            summ = az.summary(self.idata, var_names=names, kind="diagnostics", round_to="none")
+            summ.attrs["divergences"] = int(self.idata.sample_stats["diverging"].sum())
+            rows = summ.loc[[f"mu_series[{k}]" for k in self.panel.keys]]
+            per = pd.DataFrame({"r_hat": rows.r_hat.to_numpy(), "ess_bulk": rows.ess_bulk.to_numpy()},
+                               index=pd.Index(self.panel.keys, name="series"))
+            self._diag = (summ, per)
+        return self._diag
+
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat, bulk/tail ESS and Monte Carlo errors per parameter, unrounded;
+        divergences in ``.attrs``."""
+        return self._diagnostics()[0]
 
     def series_diagnostics(self) -> pd.DataFrame:
         """R-hat and bulk ESS of each series' growth mean (its level is integrated out)."""
-        if self._diag is not None:
-            return self._diag[1]
-        az = import_quietly("arviz")
-
-        post = self.idata.posterior[["mu_series"]]
-        rhat = az.rhat(post); ess = az.ess(post, method="bulk")
-        return pd.DataFrame({"series": self.panel.keys, "r_hat": rhat["mu_series"].values,
-                             "ess_bulk": ess["mu_series"].values}).set_index("series")
+        return self._diagnostics()[1]
 
     def mass_matrix(self) -> str | None:
         """The mass matrix the kept draws were sampled with: "diagonal", or "low-rank"

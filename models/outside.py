@@ -242,7 +242,7 @@ class OutsideView:
             return {}
         names = [v for v in self.idata.posterior.data_vars if not v.startswith("b_") or v in
                  ("b_ambition", "b_horizon", "b_no_baseline")]
-        s = az.summary(self.idata, var_names=names, kind="diagnostics")
+        s = az.summary(self.idata, var_names=names, kind="diagnostics", round_to="none")  # rules on unrounded R-hat
         return {"max_r_hat": float(s.r_hat.max()), "min_ess_bulk": float(s.ess_bulk.min()),
                 "divergences": int(self.idata.sample_stats["diverging"].sum())}
 

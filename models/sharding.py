@@ -220,7 +220,7 @@ def _lean(m):
     from .hierarchical import _sampler_only
 
     az = import_quietly("arviz")
-    m._diag = (m.diagnostics(), m.series_diagnostics())
+    m._diagnostics()
     post = m.idata.posterior
     post = post.drop_vars([v for v in post.data_vars if _sampler_only(v)])
     m.idata = az.InferenceData(posterior=post, sample_stats=m.idata.sample_stats[["diverging"]])

@@ -152,6 +152,11 @@ def _num(v) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
+def _rhat(v) -> str:
+    """R-hat to three decimals: the rule is ≤ 1.01, and 1.0149 must not read "1.01"."""
+    return "—" if v is None or v != v else f"{v:.3f}"
+
+
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -326,7 +331,7 @@ def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> st
     for s in man["scenarios"]:
         d = s.get("diagnostics", {})
         mcse = probs[probs.scenario == s["name"]].mc_se.max()
-        parts.append(f"<tr><td>{_e(s['name'])}</td><td>{_e(d.get('model'))}</td><td class=\"num\">{_num(d.get('max_r_hat'))}</td>"
+        parts.append(f"<tr><td>{_e(s['name'])}</td><td>{_e(d.get('model'))}</td><td class=\"num\">{_rhat(d.get('max_r_hat'))}</td>"
                      f"<td class=\"num\">{_num(d.get('min_ess_bulk'))}</td><td class=\"num\">{_e(d.get('divergences'))}</td>"
                      f"<td>{_e(d.get('converged'))}</td><td class=\"num\">{_pct(mcse) if mcse == mcse else '—'}</td></tr>")
     parts.append("</tbody></table>")

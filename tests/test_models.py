@@ -384,6 +384,37 @@ def test_a_damaged_cached_posterior_is_discarded_and_refitted(registry, tmp_path
     assert HierarchicalGrowth(cache_dir=tmp_path, draws=100, tune=100).fit(panel).from_cache
 
 
+def test_the_convergence_rule_reads_r_hat_unrounded():
+    # az.summary rounds R-hat to two decimals by default: a fit with R-hat 1.012 read
+    # "1.01" and passed "R-hat ≤ 1.01" (issue 14's rule).  Draws with a known chain
+    # offset: iid within chains, chain means ±0.155 sd apart (R-hat² ≈ 1 + 0.024).
+    from types import SimpleNamespace
+
+    import arviz as az
+    import xarray as xr
+
+    rng = np.random.default_rng(5)
+    keys = ["a:x", "b:y"]
+    mu = rng.normal(size=(4, 2000, 2))
+    mu[..., 0] += np.array([-0.155, 0.155, -0.155, 0.155])[:, None] * 1.05
+    post = xr.Dataset({"mu_series": (("chain", "draw", "series"), mu),
+                       "rho": (("chain", "draw"), rng.uniform(0.2, 0.8, size=(4, 2000)))},
+                      coords={"chain": np.arange(4), "draw": np.arange(2000), "series": keys})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((4, 2000), bool))})
+    m = HierarchicalGrowth(use_cache=False)
+    m.panel = SimpleNamespace(keys=keys)
+    m.idata = az.InferenceData(posterior=post, sample_stats=stats)
+    r = float(az.rhat(post)["mu_series"].values[0])
+    assert 1.01 < r < 1.015                                   # reads "1.01" when rounded
+    assert float(az.summary(m.idata, var_names=["mu_series"], kind="diagnostics").r_hat.max()) == 1.01
+    assert m.diagnostics().r_hat.max() == pytest.approx(r, abs=1e-12)
+    assert m.series_diagnostics().loc["a:x", "r_hat"] == pytest.approx(r, abs=1e-12)
+    assert m.diagnostics().ess_bulk.min() > 400 and not m.converged()
+    # the per-series rows are the summary's own, in the panel's order
+    assert m.series_diagnostics().index.tolist() == keys
+    assert m.series_diagnostics().loc["b:y", "ess_bulk"] == m.diagnostics().loc["mu_series[b:y]", "ess_bulk"]
+
+
 def test_first_fit_notice_tells_a_cold_compile_from_a_warm_one(tmp_path):
     # a fresh machine compiles ≈ 65 s and samples ≈ 28 s (a cold first run: fit 96 s),
     # one whose PyTensor numba cache holds the parts compiles in 12–26 s (README, Speed):
