@@ -11,6 +11,7 @@ import pandas as pd
 
 from models import get_forecaster
 from models.base import stable_seed
+from models.hierarchical import MAX_RHAT, MIN_ESS
 from models.panel import RELIABILITY_RANK, Panel
 from models.transforms import apply_floors, finish_paths, forward, inverse
 
@@ -71,8 +72,6 @@ def diagnostics_of(fc) -> dict:
         return {"model": fc.name, "refused": len(fc.refusals)}
     d = fc.diagnostics()
     per = fc.series_diagnostics()
-    from models.hierarchical import MAX_RHAT, MIN_ESS
-
     bad = per[(per.r_hat > MAX_RHAT) | (per.ess_bulk < MIN_ESS)].index.tolist()
     return {"model": fc.name, "max_r_hat": float(d.r_hat.max()), "min_ess_bulk": float(d.ess_bulk.min()),
             "min_ess_tail": float(d.ess_tail.min()), "divergences": int(d.attrs["divergences"]),
