@@ -842,7 +842,7 @@ class HierarchicalGrowth(Forecaster):
         parameter the rules judge, unrounded — ``az.summary`` rounds R-hat to two decimals
         by default, which let a fit with R-hat 1.0149 pass "R-hat ≤ 1.01" — and each
         series' growth-mean rows of it (the level is integrated out).  The per-series rows
-        are read from the summary, not computed again (0.7 s of a cold run)."""
+        are read from the summary, not computed again (0.2–0.3 s a fit on the shipped panel)."""
         if self._diag is None:
             az = import_quietly("arviz")
 

@@ -5,7 +5,7 @@ choices make a warm run cheaper, measured on the shipped 159-series posterior
 (8,000 draws, 2026-11-27):
 
 * **no gzip.** MCMC draws are float64 noise: gzip saved 4 % of the file (43.9 against
-  45.9 MB) but took 1.4 s to write against 0.3 s and tripled the read.
+  45.9 MB) but took 1.2–1.4 s to write against 0.3 s and tripled the read.
 * **one group read with h5py,** not ``xarray.open_dataset``: xarray's backend decodes
   every variable through its CF machinery (and its first question about chunked arrays
   imports ``dask``) — 0.52 s against 0.20 s gzipped, 0.07 s uncompressed.  The netCDF
