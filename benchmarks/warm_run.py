@@ -1,6 +1,7 @@
-"""Warm re-runs, one plan: ``ipsim run scenarios/baseline.yaml --plan wuxi-2024``.
+"""Warm re-runs, one plan: ``ipsim run scenarios/baseline.yaml --plan wuxi-2024``
+(``--plan all``: every plan of the scenario, no ``--plan``).
 
-    python benchmarks/warm_run.py [--runs 7] [--plan wuxi-2024] [--tree DIR ...]
+    python benchmarks/warm_run.py [--runs 7] [--plan wuxi-2024|all] [--tree DIR ...]
 
 The posterior must already be cached (run the command once, or ``benchmarks/first_run.py``).
 Each ``--tree`` is a checkout of ipsim (``git worktree add /tmp/old <commit>``); the
@@ -35,8 +36,9 @@ def main():
         for tree in trees:
             env = dict(os.environ, PYTHONPATH=str(tree), IPSIM_HOME=str(tree))
             t0 = time.perf_counter()
-            p = subprocess.run([sys.executable, "-m", "simulate", "run", "scenarios/baseline.yaml", "--plan",
-                                args.plan, "-q"], cwd=tree, env=env, stdout=subprocess.DEVNULL,
+            plan = [] if args.plan == "all" else ["--plan", args.plan]
+            p = subprocess.run([sys.executable, "-m", "simulate", "run", "scenarios/baseline.yaml", *plan,
+                                "-q"], cwd=tree, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
             secs = time.perf_counter() - t0
             if p.returncode:

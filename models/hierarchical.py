@@ -994,7 +994,7 @@ class HierarchicalGrowth(Forecaster):
             from .combination import combine_with_ets
             from .ets import ETS
 
-            self._ets = self._ets or ETS()
+            self._ets = self._ets or ETS(cache_dir=self.cache_dir, use_cache=self.use_cache)
             paths = combine_with_ets(paths, self.panel, seed, ets=self._ets)
         return paths
 

@@ -91,3 +91,56 @@ def test_a_kept_ets_model_fits_each_series_once_and_draws_the_same(parts):
     fresh = combine_with_ets(base, panel, seed=2)
     np.testing.assert_array_equal(again.values, fresh.values)
     np.testing.assert_array_equal(first.values, fresh.sel(series=keys[:4]).values)
+
+
+def test_the_kept_ets_state_draws_what_statsmodels_simulate_draws():
+    # ETSState repeats ETSResults.simulate's arithmetic; held to the last bit on random
+    # series of 6–16 years, after the trip through the JSON file it is kept in
+    import json
+    import warnings
+
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    from models.ets import ETSState
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        n = int(rng.integers(6, 17))
+        y = np.cumsum(rng.normal(rng.normal(0.1, 0.1), rng.uniform(0.01, 0.3), n)) + rng.normal(0, 5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = ETSModel(y, error="add", trend="add", damped_trend=True).fit(disp=False)
+            want = np.asarray(res.simulate(5, repetitions=200, anchor="end", rng=np.random.default_rng(trial)))
+        state = ETSState.from_dict(json.loads(json.dumps(ETSState.from_results(res).to_dict())))
+        got = state.simulate(5, repetitions=200, anchor="end", rng=np.random.default_rng(trial))
+        assert np.array_equal(got, want), trial
+
+
+def test_an_ets_fit_is_kept_on_disk_and_a_damaged_one_is_refitted_with_one_warning(parts, tmp_path, monkeypatch,
+                                                                                 capsys):
+    import json
+
+    import statsmodels.tsa.exponential_smoothing.ets as sm_ets
+
+    panel, keys, _ = parts
+    first = ETS(cache_dir=tmp_path).fit(panel, keys=keys)
+    files = sorted((tmp_path / "ets").glob("*.json"))
+    assert len(files) == len(first.fits) > 0
+    want = first.sample_posterior_predictive(YEARS, draws=200, seed=3)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("refitted although the fit is on disk")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(sm_ets, "ETSModel", no_fit)
+        again = ETS(cache_dir=tmp_path).fit(panel, keys=keys)
+        assert again.refusals == first.refusals
+        assert np.array_equal(again.sample_posterior_predictive(YEARS, draws=200, seed=3).values, want.values)
+
+    capsys.readouterr()
+    files[0].write_text(files[0].read_text()[:40])  # a truncated entry
+    third = ETS(cache_dir=tmp_path).fit(panel, keys=keys)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: cached ETS fit {files[0].name} is damaged")
+    assert np.array_equal(third.sample_posterior_predictive(YEARS, draws=200, seed=3).values, want.values)
+    assert json.loads(files[0].read_text())["endog"]  # written again, whole
