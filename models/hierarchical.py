@@ -951,32 +951,41 @@ class HierarchicalGrowth(Forecaster):
         for j, key in enumerate(keys):
             eps[:, j, :] = np.random.default_rng([seed, stable_seed(key)]).standard_normal((draws, G))
 
-        def base(t, cols):  # (U, s, n) mean of z at times t (s, n) before conditioning
-            shift = np.where(t[None] <= old_until[cols][None, :, None], dl_u[:, cols, None], 0.0)
-            return (center[cols][None, :, None] + off_u[:, cols, None]
-                    + mu_u[:, cols, None] * (t[None] - tref[cols][None, :, None]) - shift)
+        def base(t, cols, u):  # (u, s, n) mean of z at times t (s, n) before conditioning
+            shift = np.where(t[None] <= old_until[cols][None, :, None], dl_u[u][:, cols, None], 0.0)
+            return (center[cols][None, :, None] + off_u[u][:, cols, None]
+                    + mu_u[u][:, cols, None] * (t[None] - tref[cols][None, :, None]) - shift)
 
         n_pts = M.sum(1)
+        group_s = A["group"][sidx]
         z = np.empty((draws, len(sidx), G))
         Tg = np.broadcast_to(years, (len(sidx), G))
         for n in np.unique(n_pts):
             cols = np.where(n_pts == n)[0]
             chunk = max(1, 20000 // max(1, len(cols) * max(1, n)))
+            rep_g, of_g = _distinct(cols, group_s[cols], t1[cols], pa[cols])
+            rep_o, of_o = _distinct(cols, group_s[cols], t1[cols], pa[cols], *T[cols, :n].T)
             for lo in range(0, len(uniq), chunk):
                 u = slice(lo, min(len(uniq), lo + chunk))
-                par = dict(pa=pa[cols][None, :, None, None], v=v_u[u][:, cols, None, None],
-                           lr=np.log(rho_u[u])[:, None, None, None], s2=s2_u[u][:, cols, None, None],
-                           th=th_u[u][:, cols, None, None], t1=t1[cols][None, :, None, None])
-                Kgg = deviation_cov(Tg[cols][None, :, :, None], Tg[cols][None, :, None, :], **par)
-                bg = base(Tg[cols], cols)[u]
+                # The prior covariances depend on a series only through its group's
+                # parameters, its anchor t1, whether its level is integrated out and its
+                # reading times: computed once per distinct combination (a handful, not
+                # one per series) and taken from there — the same numbers.
+                cov_of = lambda ta, tb, c: deviation_cov(  # noqa: E731
+                    ta, tb, pa=pa[c][None, :, None, None], v=v_u[u][:, c, None, None],
+                    lr=np.log(rho_u[u])[:, None, None, None], s2=s2_u[u][:, c, None, None],
+                    th=th_u[u][:, c, None, None], t1=t1[c][None, :, None, None])
+                Kgg = cov_of(Tg[rep_g][None, :, :, None], Tg[rep_g][None, :, None, :], rep_g)[:, of_g]
+                bg = base(Tg[cols], cols, u)
                 if n == 0:
                     cmean, ccov = 0.0, Kgg
                 else:
                     Tn, Yn, SDn = T[cols, :n], Y[cols, :n], SD[cols, :n]
-                    r = Yn[None] - base(Tn, cols)[u]
-                    Koo = deviation_cov(Tn[None, :, :, None], Tn[None, :, None, :], **par)
+                    r = Yn[None] - base(Tn, cols, u)
+                    Tr = T[rep_o, :n]
+                    Koo = cov_of(Tr[None, :, :, None], Tr[None, :, None, :], rep_o)[:, of_o]
                     Koo = Koo + np.eye(n)[None, None] * (SDn ** 2)[None, :, :, None]
-                    Kgo = deviation_cov(Tg[cols][None, :, :, None], Tn[None, :, None, :], **par)
+                    Kgo = cov_of(Tg[rep_o][None, :, :, None], Tr[None, :, None, :], rep_o)[:, of_o]
                     sol = np.linalg.solve(Koo, np.concatenate([r[..., None], np.swapaxes(Kgo, -1, -2)], axis=-1))
                     cmean = np.einsum("dsgk,dsk->dsg", Kgo, sol[..., 0])
                     ccov = Kgg - np.einsum("dsgk,dskh->dsgh", Kgo, sol[..., 1:])
@@ -997,6 +1006,13 @@ class HierarchicalGrowth(Forecaster):
             self._ets = self._ets or ETS(cache_dir=self.cache_dir, use_cache=self.use_cache)
             paths = combine_with_ets(paths, self.panel, seed, ets=self._ets)
         return paths
+
+
+def _distinct(cols: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(representatives, inverse): one column of ``cols`` per distinct combination of
+    the per-column ``keys``, and which representative each column maps to."""
+    _, first, inverse = np.unique(np.stack(keys, axis=1), axis=0, return_index=True, return_inverse=True)
+    return cols[first], inverse.ravel()
 
 
 def normal_log_sf(z):
@@ -1030,10 +1046,12 @@ def integrated_ou_cov(a, b, theta):
     opposite sides: −(1 − e^{−θ|a|})(1 − e^{−θ|b|}) / θ².  Written with expm1 so a
     slow rate (θ → 0, a random-walk growth) loses no precision."""
     A, B = np.abs(a), np.abs(b)
-    same = (2 * theta * np.minimum(A, B) + np.expm1(-theta * A) + np.expm1(-theta * B)
-            - np.expm1(-theta * np.abs(A - B))) / theta ** 2
-    opp = -np.expm1(-theta * A) * np.expm1(-theta * B) / theta ** 2
-    return np.where(a * b >= 0, same, opp)
+    eA, eB, th2 = np.expm1(-theta * A), np.expm1(-theta * B), theta ** 2
+    same = (2 * theta * np.minimum(A, B) + eA + eB - np.expm1(-theta * np.abs(A - B))) / th2
+    opposite = a * b < 0
+    if not opposite.any():  # forecast years against each other, or one side only
+        return same
+    return np.where(opposite, -eA * eB / th2, same)
 
 
 def deviation_cov(ta, tb, *, pa, v, lr, s2, th, t1):

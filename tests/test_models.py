@@ -209,6 +209,30 @@ def test_kalman_filter_equals_the_dense_gaussian_the_forecasts_use():
     assert np.isclose(float(ll), dense, rtol=1e-8, atol=1e-6), (float(ll), dense)
 
 
+def test_the_integrated_growth_covariance_equals_the_double_integral_on_both_sides_of_the_anchor():
+    """Cov(x(a), x(b)) for x(t) = ∫_0^t g, g a unit OU process of rate θ, is
+    ∫_0^a ∫_0^b e^{−θ|s−t|} ds dt (signed): checked by quadrature at offsets on the same
+    side of the anchor, on opposite sides (a forecast year before a series' first
+    reading), at 0, and in one call mixing them."""
+    from models.hierarchical import integrated_ou_cov
+
+    def quad(a, b, theta, n=4000):
+        s = np.linspace(0, a, n + 1)
+        t = np.linspace(0, b, n + 1)
+        w = lambda x: np.r_[0.5, np.ones(n - 1), 0.5] * (x[1] - x[0])  # noqa: E731 — trapezoid
+        return float(w(s) @ np.exp(-theta * np.abs(s[:, None] - t[None, :])) @ w(t))
+
+    cases = [(2.0, 3.5, 0.4), (-1.5, -4.0, 1.2), (3.0, -2.0, 0.3), (-0.75, 5.0, 2.0), (0.0, 3.0, 0.5),
+             (4.0, 4.0, 0.05)]
+    a, b, th = (np.array(c) for c in zip(*cases))
+    got = integrated_ou_cov(a, b, th)
+    want = [quad(*c) for c in cases]
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-9), (got, want)
+    assert got[2] < 0 and got[3] < 0 and got[4] == 0  # opposite sides move against each other
+    for c, w in zip(cases, want):  # each case alone (one side only) gives the same
+        assert np.isclose(integrated_ou_cov(np.array([c[0]]), np.array([c[1]]), c[2])[0], w, rtol=1e-5, atol=1e-9)
+
+
 def test_forecast_intervals_widen_with_the_horizon(shipped_fit):
     """Growth deviations accumulate: the 80 % interval of a long national series keeps
     widening five years out instead of levelling off at the stationary width."""
