@@ -1,16 +1,15 @@
 r"""Bayesian hierarchical growth model (PyMC) — the default forecaster.
 
 Model (transformed scale :math:`z` — log for stock/flow/ratio/count, logit within
-bounds for percent/score; series :math:`i`, year :math:`t`; hier-6)
+bounds for percent/score; series :math:`i`, year :math:`t`; hier-5)
 
 .. math::
 
     z_{i}(t) &= a_i + \mu_i\,(t - \bar t_i) + x_i(t) + u_i(t) - \delta_i\,[t \le c_i] \\
     x_i(t) &= \int_{t_{i1}}^{t} g_i(s)\,ds, \qquad
-        g_i \sim \text{OU: } \operatorname{Cov}(g_i(t), g_i(s)) = (k_i s_{g(i)})^2\,\phi_{g(i)}^{|t-s|} \\
+        g_i \sim \text{OU: } \operatorname{Cov}(g_i(t), g_i(s)) = s_{g(i)}^2\,\phi_{g(i)}^{|t-s|} \\
     u_i(t) &\sim \text{AR(1) in continuous time: } \operatorname{Cov}(u_i(t), u_i(s))
-             = \frac{(k_i\sigma_{g(i)})^2}{1-\rho^2}\,\rho^{|t-s|}, \qquad
-             k_i = e^{\lambda\varepsilon_i},\ \varepsilon_i \sim \mathcal N(0, 1) \\
+             = \frac{\sigma_{g(i)}^2}{1-\rho^2}\,\rho^{|t-s|} \\
     y_{ik} &\sim \mathcal N\big(z_i(t_k),\ \sigma_{\text{rel}(k)}^2\big)
 
 so the annual growth is :math:`\mu_i` plus a persistent growth deviation
@@ -60,11 +59,7 @@ ridges the sampler crawled along; :math:`\tau_\text{tie}\sim\text{HalfNormal}(0.
 deviation scales of a group are a total and a share: :math:`\sigma_g = d_g\sqrt{1-\pi_g}`,
 :math:`s_g = d_g\sqrt{\pi_g}`, :math:`d_g \sim \text{HalfNormal}` (0.22 for flows, 0.11
 for stocks, 0.14 otherwise: the root-sum-square of hier-4's scales) and :math:`\pi_g \sim
-\text{Beta}(2, 2)`; each series scales its group's two deviation sds by its own factor
-:math:`k_i` (hier-6; :math:`\lambda \sim \text{HalfNormal}(0.5)`, factors within about
-:math:`e^{\pm 1}` at that spread: a national share swings far less than a city's
-financing figure, and one scale per group gave the smooth series the volatile ones'
-width); :math:`\phi_g \sim \text{Beta}(5, 2)` (mean 0.71: a fast year is
+\text{Beta}(2, 2)`; :math:`\phi_g \sim \text{Beta}(5, 2)` (mean 0.71: a fast year is
 followed by fast years); :math:`\rho\sim\text{Beta}(2,2)` for the level wiggles
 (short-lived by comparison);
 :math:`a_i` is centred on the series' own mean reading with sd 2 (weak).  Observation
@@ -104,7 +99,7 @@ from .posterior_file import read_group, write_inference_data
 from .quiet import import_quietly, quiet_sampling, warn
 from .transforms import GROUPS, LOGIT_KINDS
 
-MODEL_VERSION = "hier-6"
+MODEL_VERSION = "hier-5"
 SAMPLERS = ("nutpie", "pymc")
 DEFAULT_SAMPLER = "nutpie"
 MAX_POINTS = 16  # readings per series kept in the joint likelihood (the most recent)
@@ -551,21 +546,9 @@ class HierarchicalGrowth(Forecaster):
             s_grow = pm.Deterministic("s_growth", total * pt.sqrt(share), dims="group")
             rho = P.unit(pm, "rho") if P else pm.Beta("rho", 2.0, 2.0)
             phi_grow = P.unit(pm, "phi_growth", dims="group") if P else pm.Beta("phi_growth", 5.0, 2.0, dims="group")
-            # Each series' deviations are its group's scaled by its own factor
-            # exp(lambda * e_i), e_i ~ N(0, 1) (non-centred), lambda ~ HalfNormal(0.5):
-            # a group's series differ in how much they swing (a national share moves by
-            # a few hundredths of a point a year, a city's pledge financing by tens of
-            # per cent), and with one scale per group the smooth long series took the
-            # volatile ones' width — the back-test's 80 % intervals held 12 of 12 of
-            # their readings 3–5 years ahead.  In the shipped fit lambda ≈ 0.49
-            # (0.26–0.78), factors 0.7–2.7.  A series with one reading learns nothing
-            # of its factor and forecasts over its prior (a scale mixture).
-            lam = P.positive(pm, "dev_spread") if P else pm.HalfNormal("dev_spread", 0.5)
-            z_dev = pm.Normal("z_dev", 0, 1, dims="series")
-            mult = pm.Deterministic("dev_mult", pt.exp(lam * z_dev), dims="series")
-            sg = sigma_g[A["group"]] * mult
+            sg = sigma_g[A["group"]]
             vstat = sg ** 2 / (1 - rho ** 2)
-            s2 = (s_grow[A["group"]] * mult) ** 2
+            s2 = s_grow[A["group"]] ** 2
             theta = -pt.log(phi_grow[A["group"]])
 
             # The level offset a_i ~ N(0, A_SD²) around the series' mean reading is
@@ -797,7 +780,7 @@ class HierarchicalGrowth(Forecaster):
             ds = _load_posterior(self.cache_path)
         except Exception as exc:  # noqa: BLE001 — h5netcdf/HDF5 raise many kinds on a bad file
             return None, f"unreadable: {type(exc).__name__}"
-        for var in ("mu_series", "rho", "sigma_g", "s_growth", "phi_growth", "dev_mult"):
+        for var in ("mu_series", "rho", "sigma_g", "s_growth", "phi_growth"):
             if var not in ds:
                 return None, f"no variable {var}"
         if list(ds["mu_series"].coords["series"].values) != self.panel.keys:
@@ -865,8 +848,7 @@ class HierarchicalGrowth(Forecaster):
 
             names = [v for v in ("mu_series", "a_free", "mu_code", "mu_family", "mu_kind", "tau_family",
                                  "tau_code", "tau_series", "tau_tie", "pool_scale", "pool_share", "dev_scale",
-                                 "growth_share", "sigma_g", "rho", "s_growth", "phi_growth", "census_shift",
-                                 "dev_spread", "dev_mult")
+                                 "growth_share", "sigma_g", "rho", "s_growth", "phi_growth", "census_shift")
                      if v in self.idata.posterior]
             summ = az.summary(self.idata, var_names=names, kind="diagnostics", round_to="none")
             summ.attrs["divergences"] = int(self.idata.sample_stats["diverging"].sum())
@@ -943,9 +925,8 @@ class HierarchicalGrowth(Forecaster):
         uniq, inv = np.unique(pick, return_inverse=True)
         mu_u = post["mu_series"].values[sidx][:, uniq].T      # (U, S)
         rho_u = post["rho"].values[uniq]                      # (U,)
-        mult = post["dev_mult"].values[sidx][:, uniq].T     # (U, S) the series' own factor
-        sg = post["sigma_g"].values[A["group"][sidx]][:, uniq].T * mult
-        s2_u = (post["s_growth"].values[A["group"][sidx]][:, uniq].T * mult) ** 2
+        sg = post["sigma_g"].values[A["group"][sidx]][:, uniq].T
+        s2_u = (post["s_growth"].values[A["group"][sidx]][:, uniq].T) ** 2
         th_u = -np.log(post["phi_growth"].values[A["group"][sidx]][:, uniq].T)
         dl_u = np.zeros((len(uniq), len(sidx)))
         if "census_shift" in post:
@@ -982,22 +963,19 @@ class HierarchicalGrowth(Forecaster):
         for n in np.unique(n_pts):
             cols = np.where(n_pts == n)[0]
             chunk = max(1, 20000 // max(1, len(cols) * max(1, n)))
-            rep_g, of_g = _distinct(cols, group_s[cols], t1[cols])
-            rep_o, of_o = _distinct(cols, group_s[cols], t1[cols], *T[cols, :n].T)
+            rep_g, of_g = _distinct(cols, group_s[cols], t1[cols], pa[cols])
+            rep_o, of_o = _distinct(cols, group_s[cols], t1[cols], pa[cols], *T[cols, :n].T)
             for lo in range(0, len(uniq), chunk):
                 u = slice(lo, min(len(uniq), lo + chunk))
-                # The covariances' two kernels (the level wiggle's ρ^|Δt| and the
-                # integrated growth's) depend on a series only through its group's
-                # persistence, its anchor t1 and its reading times: computed once per
-                # distinct combination (a handful, not one per series), then scaled by
-                # each series' own variances — the numbers deviation_cov gives.
-                def cov_of(ta, tb, rep, of):
-                    E, I = deviation_kernels(ta, tb, lr=np.log(rho_u[u])[:, None, None, None],
-                                             th=th_u[u][:, rep, None, None], t1=t1[rep][None, :, None, None])
-                    return (pa[cols][None, :, None, None] + v_u[u][:, cols, None, None] * E[:, of]
-                            + s2_u[u][:, cols, None, None] * I[:, of])
-
-                Kgg = cov_of(Tg[rep_g][None, :, :, None], Tg[rep_g][None, :, None, :], rep_g, of_g)
+                # The prior covariances depend on a series only through its group's
+                # parameters, its anchor t1, whether its level is integrated out and its
+                # reading times: computed once per distinct combination (a handful, not
+                # one per series) and taken from there — the same numbers.
+                cov_of = lambda ta, tb, c: deviation_cov(  # noqa: E731
+                    ta, tb, pa=pa[c][None, :, None, None], v=v_u[u][:, c, None, None],
+                    lr=np.log(rho_u[u])[:, None, None, None], s2=s2_u[u][:, c, None, None],
+                    th=th_u[u][:, c, None, None], t1=t1[c][None, :, None, None])
+                Kgg = cov_of(Tg[rep_g][None, :, :, None], Tg[rep_g][None, :, None, :], rep_g)[:, of_g]
                 bg = base(Tg[cols], cols, u)
                 if n == 0:
                     cmean, ccov = 0.0, Kgg
@@ -1005,9 +983,9 @@ class HierarchicalGrowth(Forecaster):
                     Tn, Yn, SDn = T[cols, :n], Y[cols, :n], SD[cols, :n]
                     r = Yn[None] - base(Tn, cols, u)
                     Tr = T[rep_o, :n]
-                    Koo = cov_of(Tr[None, :, :, None], Tr[None, :, None, :], rep_o, of_o)
+                    Koo = cov_of(Tr[None, :, :, None], Tr[None, :, None, :], rep_o)[:, of_o]
                     Koo = Koo + np.eye(n)[None, None] * (SDn ** 2)[None, :, :, None]
-                    Kgo = cov_of(Tg[rep_o][None, :, :, None], Tr[None, :, None, :], rep_o, of_o)
+                    Kgo = cov_of(Tg[rep_o][None, :, :, None], Tr[None, :, None, :], rep_o)[:, of_o]
                     sol = np.linalg.solve(Koo, np.concatenate([r[..., None], np.swapaxes(Kgo, -1, -2)], axis=-1))
                     cmean = np.einsum("dsgk,dsk->dsg", Kgo, sol[..., 0])
                     ccov = Kgg - np.einsum("dsgk,dskh->dsgh", Kgo, sol[..., 1:])
@@ -1076,17 +1054,10 @@ def integrated_ou_cov(a, b, theta):
     return np.where(opposite, -eA * eB / th2, same)
 
 
-def deviation_kernels(ta, tb, *, lr, th, t1):
-    """The two unit-variance kernels of :func:`deviation_cov`: ρ^|Δt| (``lr`` = log ρ)
-    and the integrated growth deviation's, anchored at t1."""
-    return np.exp(lr * np.abs(ta - tb)), integrated_ou_cov(ta - t1, tb - t1, th)
-
-
 def deviation_cov(ta, tb, *, pa, v, lr, s2, th, t1):
     """Prior covariance of a series' deviations from its trend line at times ta, tb:
     level offset (variance pa) + AR(1) level deviation (variance v, ρ^|Δt|) +
     integrated growth deviation anchored at the first reading t1 — the same process
     the Kalman filter in :meth:`HierarchicalGrowth.build_model` runs, so forecasts
     condition on the readings exactly as the likelihood saw them."""
-    E, I = deviation_kernels(ta, tb, lr=lr, th=th, t1=t1)
-    return pa + v * E + s2 * I
+    return pa + v * np.exp(lr * np.abs(ta - tb)) + s2 * integrated_ou_cov(ta - t1, tb - t1, th)

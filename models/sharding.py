@@ -45,7 +45,7 @@ PARENT_LEVELS = ("nation", "province")
 # Above this many series a fit is sharded by default (a joint fit grows about linearly
 # in series × draws; see README, Speed).
 SHARD_ABOVE = 500
-POSITIVE = ("pool_scale", "tau_tie", "dev_scale", "dev_spread")
+POSITIVE = ("pool_scale", "tau_tie", "dev_scale")
 UNIT = ("growth_share", "rho", "phi_growth")
 GROWTH = (("mu_kind", "kind"), ("mu_family", "family"), ("mu_code", "code"), ("mu_series", "series"))
 

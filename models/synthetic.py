@@ -12,8 +12,7 @@ from .panel import Panel
 
 
 def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: float = 0.5, sigma: float = 0.03,
-                    growth_sd: float = 0.03, growth_phi: float = 0.7, province: bool = False,
-                    place_scale: tuple | None = None, readings: tuple = (1, 9)):
+                    growth_sd: float = 0.03, growth_phi: float = 0.7, province: bool = False):
     """``n_codes × n_places`` stock series, 1–8 readings each (2015–2022), from the
     model's own structure: code growth means, place deviations, AR(1) level deviations
     and AR(1) growth deviations (stationary sd ``growth_sd``, persistence
@@ -23,10 +22,6 @@ def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: flo
     code too (growing at the code's mean, read every year 2015–2022; drawn from its own
     stream, so the places' data are the same either way): the shape of a province's
     panel, which sharding splits into the province and its places.
-
-    ``place_scale``: factors on both deviation sds, place j taking
-    ``place_scale[j % len(place_scale)]`` (places that swing more or less than others);
-    ``readings``: the number of readings of a series is drawn from [lo, hi).
 
     Returns (panel, true series growth means {key: mu}, held-out points [(key, year, value)]
     for 2023–2025)."""
@@ -44,22 +39,20 @@ def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: flo
     rows, truth, held = [], {}, []
     years = np.arange(2010, 2026)
     for i, c in enumerate(codes):
-        for j, p in enumerate(places):
-            f = place_scale[j % len(place_scale)] if place_scale else 1.0
-            sigma_p, growth_sd_p = sigma * f, growth_sd * f
+        for p in places:
             mu = mu_code[i] + rng.normal(0, 0.03)
             a = rng.normal(6, 1)
             u = np.zeros(len(years))
-            u[0] = rng.normal(0, sigma_p / np.sqrt(1 - rho ** 2))
+            u[0] = rng.normal(0, sigma / np.sqrt(1 - rho ** 2))
             g = np.zeros(len(years))
-            g[0] = rng.normal(0, growth_sd_p)
+            g[0] = rng.normal(0, growth_sd)
             for k in range(1, len(years)):
                 src = rng if years[k] <= 2024 else future
-                u[k] = rho * u[k - 1] + src.normal(0, sigma_p)
-                g[k] = growth_phi * g[k - 1] + src.normal(0, growth_sd_p * np.sqrt(1 - growth_phi ** 2))
+                u[k] = rho * u[k - 1] + src.normal(0, sigma)
+                g[k] = growth_phi * g[k - 1] + src.normal(0, growth_sd * np.sqrt(1 - growth_phi ** 2))
             x = np.cumsum(g) - np.cumsum(g)[7]   # integrated growth deviation, 0 in 2017
             z = a + mu * (years - 2017) + x + u
-            n = int(rng.integers(*readings))
+            n = int(rng.integers(1, 9))
             obs_years = np.sort(rng.choice(np.arange(2015, 2023), size=n, replace=False))
             for y in obs_years:
                 k = int(y - 2010)

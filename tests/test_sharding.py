@@ -47,7 +47,6 @@ def test_parent_summary_recovers_known_moments():
         {"pool_scale": (("chain", "draw"), np.exp(rng.normal(-2.0, 0.3, n))),
          "tau_tie": (("chain", "draw"), np.exp(rng.normal(-3.0, 0.5, n))),
          "dev_scale": (("chain", "draw", "group"), np.exp(rng.normal([-1.5, -2, -2, -2, -2], 0.2, n + (5,)))),
-         "dev_spread": (("chain", "draw"), np.exp(rng.normal(-0.7, 0.25, n))),
          "rho": (("chain", "draw"), 1 / (1 + np.exp(-rng.normal(0.5, 0.4, n)))),
          "growth_share": (("chain", "draw", "group"), 1 / (1 + np.exp(-rng.normal(0, 1, n + (5,))))),
          "phi_growth": (("chain", "draw", "group"), 1 / (1 + np.exp(-rng.normal(1, 0.3, n + (5,))))),
@@ -62,7 +61,6 @@ def test_parent_summary_recovers_known_moments():
     assert s.hyper["pool_scale"][1] == pytest.approx(0.3, abs=0.01)
     assert s.hyper["rho"][0] == pytest.approx(0.5, abs=0.02)
     assert np.allclose(s.hyper["dev_scale"][1], 0.2, atol=0.01)
-    assert s.hyper["dev_spread"] == pytest.approx((-0.7, 0.25), abs=0.01)
     # pool shares as log-ratios to the first share: E log(X1/X0) for Dirichlet(4,1,1)
     from scipy.special import digamma
     assert s.hyper["pool_share"][0] == pytest.approx([digamma(1) - digamma(4)] * 2, abs=0.05)
