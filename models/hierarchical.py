@@ -963,14 +963,15 @@ class HierarchicalGrowth(Forecaster):
         for n in np.unique(n_pts):
             cols = np.where(n_pts == n)[0]
             chunk = max(1, 20000 // max(1, len(cols) * max(1, n)))
-            rep_g, of_g = _distinct(cols, group_s[cols], t1[cols], pa[cols])
-            rep_o, of_o = _distinct(cols, group_s[cols], t1[cols], pa[cols], *T[cols, :n].T)
+            rep_g, of_g = _distinct(cols, group_s[cols], t1[cols])
+            rep_o, of_o = _distinct(cols, group_s[cols], t1[cols], *T[cols, :n].T)
             for lo in range(0, len(uniq), chunk):
                 u = slice(lo, min(len(uniq), lo + chunk))
                 # The prior covariances depend on a series only through its group's
-                # parameters, its anchor t1, whether its level is integrated out and its
-                # reading times: computed once per distinct combination (a handful, not
-                # one per series) and taken from there — the same numbers.
+                # parameters, its anchor t1 and its reading times (whether its level is
+                # integrated out is the same for all: they have n readings): computed
+                # once per distinct combination (a handful, not one per series) and
+                # taken from there — the same numbers.
                 cov_of = lambda ta, tb, c: deviation_cov(  # noqa: E731
                     ta, tb, pa=pa[c][None, :, None, None], v=v_u[u][:, c, None, None],
                     lr=np.log(rho_u[u])[:, None, None, None], s2=s2_u[u][:, c, None, None],
