@@ -14,9 +14,10 @@ and a warm re-run would otherwise import statsmodels (≈ 1 s) and refit each se
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import xarray as xr
 
 from .base import Forecaster, ModelRefusal, stable_seed
 from .panel import Panel
+from .posterior_file import write_cache_entry
 
 MIN_ETS = 6
 MIN_ARIMA = 4
@@ -181,10 +183,16 @@ class ETSState:
 ETS_FORMAT = "ets-state-1"
 
 
-def _versions() -> str:
+@functools.cache
+def _key_prefix() -> bytes:
+    """What every cached ETS fit's key holds besides its series, once per process: the
+    format, the statsmodels / SciPy / NumPy versions, and the code that fits and reduces
+    it (as for the cached posteriors)."""
     from importlib.metadata import version
 
-    return ";".join(f"{p}={version(p)}" for p in ("statsmodels", "scipy", "numpy"))
+    versions = ";".join(f"{p}={version(p)}" for p in ("statsmodels", "scipy", "numpy"))
+    code = inspect.getsource(ETS._fit) + inspect.getsource(ETSState.from_results)
+    return f"{ETS_FORMAT};{versions};{code}".encode()
 
 
 class ETS(_StatsmodelsForecaster):
@@ -202,11 +210,7 @@ class ETS(_StatsmodelsForecaster):
     def _cache_file(self, y: np.ndarray) -> Path:
         from .hierarchical import default_cache_dir
 
-        import inspect
-
-        # the code that fits and reduces it is in the key, as for the cached posteriors
-        code = inspect.getsource(ETS._fit) + inspect.getsource(ETSState.from_results)
-        h = hashlib.sha256(f"{ETS_FORMAT};{_versions()};{code}".encode() + np.ascontiguousarray(y, float).tobytes())
+        h = hashlib.sha256(_key_prefix() + np.ascontiguousarray(y, float).tobytes())
         return Path(self.cache_dir or default_cache_dir()) / "ets" / f"{h.hexdigest()[:24]}.json"
 
     def _fit(self, y: pd.Series) -> ETSState:
@@ -231,14 +235,9 @@ class ETS(_StatsmodelsForecaster):
             warnings.simplefilter("ignore")
             res = ETSModel(values, error="add", trend="add", damped_trend=True).fit(disp=False)
         state = ETSState.from_results(res)
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(state.to_dict()), encoding="utf-8")
-                os.replace(tmp, path)
-            except OSError:
-                pass  # a read-only cache costs a refit next time, nothing else
+        if path is not None:  # a read-only cache costs a refit next time, nothing else
+            doc = json.dumps(state.to_dict())
+            write_cache_entry(path, lambda tmp: tmp.write_text(doc, encoding="utf-8"))
         return state
 
 

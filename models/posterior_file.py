@@ -1,4 +1,5 @@
-"""Cached posteriors on disk: ArviZ netCDF written uncompressed, one group read back fast.
+"""Cache files on disk: ArviZ netCDF written uncompressed, one group read back fast; and
+any other cache entry written through a temporary name (:func:`write_cache_entry`).
 
 The files are ordinary ArviZ InferenceData netCDF (``az.from_netcdf`` opens them).  Two
 choices make a warm run cheaper, measured on the shipped 159-series posterior
@@ -34,6 +35,21 @@ def write_inference_data(idata, path: Path) -> Path:
     idata.to_netcdf(str(tmp), engine="h5netcdf", compress=False)
     os.replace(tmp, path)
     return path
+
+
+def write_cache_entry(path: Path, write: Callable[[Path], None]) -> bool:
+    """``write(tmp)`` then rename ``tmp`` to ``path``: a crash leaves no half entry, and the
+    process id in the temporary name keeps concurrent writers apart.  A cache directory
+    that cannot be written costs a recomputation next time, nothing else: False then."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        write(tmp)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
 
 
 def _text(v):

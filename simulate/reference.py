@@ -17,13 +17,13 @@ outside view's prediction.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from models.outside import KIND_GROUP, LEVEL_OF, ambition
+from models.posterior_file import write_cache_entry
 
 from .errors import Problems, allowed
 from .tables import parse_number, read_table
@@ -208,14 +208,8 @@ def reference_cases(reg, problems: Problems | None = None) -> pd.DataFrame:
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     out["attribute"] = out["attribute"].replace("", "unknown")
     reg._reference_cases = (reg.observations, out)   # once per registry: it judges the finished plans
-    if disk is not None:
-        try:
-            disk.parent.mkdir(parents=True, exist_ok=True)
-            tmp = disk.with_suffix(f".{os.getpid()}.tmp")
-            out.to_pickle(tmp)
-            os.replace(tmp, disk)
-        except OSError:   # a read-only cache directory: the table is simply recomputed next time
-            pass
+    if disk is not None:   # a read-only cache directory: the table is simply recomputed next time
+        write_cache_entry(disk, out.to_pickle)
     return out.copy()
 
 
