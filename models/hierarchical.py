@@ -181,15 +181,31 @@ def meets_rules(summary: pd.DataFrame, max_rhat: float = MAX_RHAT, min_ess: floa
                 and summary.attrs["divergences"] == 0)
 
 
-def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: int) -> tuple[bool, int] | None:
+def careful_accept(target_accept: float) -> float:
+    """The target acceptance of a fit sampled again with smaller steps: a tenth of the
+    rejection rate asked for before (0.99 → 0.999)."""
+    return 1.0 - (1.0 - target_accept) / 10.0
+
+
+def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: int,
+              careful: bool = False) -> tuple[bool, int, bool] | None:
     """What to sample after a fit whose diagnostics are ``summary`` (divergences in its
-    ``attrs``), made with the low-rank mass matrix or not and ``factor`` times the draws:
-    None to keep it, else (low_rank, factor) of the next run.
+    ``attrs``), made with the low-rank mass matrix or not, ``factor`` times the draws and
+    smaller steps or not (``careful``: :func:`careful_accept`): None to keep it, else
+    (low_rank, factor, careful) of the next run.
 
     * It passes the rules: keep it.
     * It diverged: that is the geometry, which more draws do not mend — the low-rank mass
       matrix once (the small as-of panels diverge less with it, docs/model.md); if that
-      diverges too, keep it and report it.
+      diverges too, the diagonal one with smaller steps (target acceptance 0.999 instead
+      of 0.99), once; if that diverges too, keep it and report it.  Why smaller steps
+      last: a divergence is a leapfrog step too long for the curvature it met, and on the
+      back-test's as-of panels of 2014, 2015 and 2019 — the only fits that still diverged
+      with both mass matrices (2, 9, 1) — 0.999 sampled with none, diagonal or low-rank,
+      at 1.1–2× the leapfrog steps (stop 33, docs/model.md); the diagonal matrix did it in
+      fewer.  Not first: every other fit passes at 0.99, where it samples at half the cost.
+      Not on a short try (``max_longer`` 1): a place shard's first try that diverges
+      twice is fitted again at the product settings, which may take this step.
     * Bulk ESS or R-hat falls short without a divergence: the chains mix slowly, which
       more draws cure — the same mass matrix again with ``ceil(1.5 × 400 / min ESS)``
       times the draws (at least 2, at most ``max_longer``), once.  Where the fit may not
@@ -203,13 +219,17 @@ def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: in
     if meets_rules(summary):
         return None
     if summary.attrs["divergences"]:
-        return (True, 1) if not low_rank and factor == 1 else None
+        if factor > 1 or careful:
+            return None
+        if not low_rank:
+            return True, 1, False
+        return (False, 1, True) if max_longer >= 2 else None
     if factor > 1:
         return None
     if max_longer < 2:
-        return None if low_rank else (True, 1)
+        return None if low_rank else (True, 1, careful)
     need = int(np.ceil(1.5 * MIN_ESS / max(float(summary.ess_bulk.min()), 1.0)))
-    return low_rank, int(min(max_longer, max(2, need)))
+    return low_rank, int(min(max_longer, max(2, need))), careful
 
 
 def thin(idata, k: int):
@@ -626,7 +646,8 @@ class HierarchicalGrowth(Forecaster):
         # the transformed data are in the panel's fingerprint; what is hashed here is
         # the code that turns them into a model, and how it is sampled (the mass matrix)
         for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model, _lone_roots,
-                   HierarchicalGrowth._sample_nutpie, HierarchicalGrowth._diagnostics, meets_rules, next_pass, thin):
+                   HierarchicalGrowth._sample_nutpie, HierarchicalGrowth._diagnostics, meets_rules, next_pass,
+                   careful_accept, thin):
             h.update(inspect.getsource(fn).encode())
         # the filter's kernels (read as text: importing them would load numba on a warm run)
         h.update((Path(__file__).parent / "kalman.py").read_bytes())
@@ -749,26 +770,30 @@ class HierarchicalGrowth(Forecaster):
         # diverges is sampled again low-rank.  A fit that only mixes too slowly is sampled
         # again longer instead (next_pass): the parent shard of the 5,100-series province
         # reached min bulk ESS 168 diagonal and 97 low-rank (stop 29).
-        low_rank, factor = False, 1
+        low_rank, factor, careful = False, 1, False
         while True:
-            tracker.set_stage("sampling" if (not low_rank and factor == 1) else
-                              "sampling again (low-rank mass matrix)" if factor == 1 else
+            tracker.set_stage("sampling" if (not low_rank and factor == 1 and not careful) else
+                              "sampling again (low-rank mass matrix)" if low_rank and factor == 1 else
+                              "sampling again (smaller steps)" if factor == 1 else
                               f"sampling again, {factor}× longer")
+            accept = careful_accept(st["target_accept"]) if careful else st["target_accept"]
             idata = sample_nutpie(compiled, on_progress=tracker.on_progress if tracker.shown else None,
                                   draws=st["draws"] * factor,
                                   tune=st["tune"], chains=st["chains"],
                                   cores=self.cores or min(st["chains"], os.cpu_count() or 1), seed=st["seed"],
-                                  target_accept=st["target_accept"], save_warmup=False,
+                                  target_accept=accept, save_warmup=False,
                                   low_rank_modified_mass_matrix=low_rank)
             if factor > 1:
                 idata = thin(idata, factor)
             idata.posterior.attrs["mass_matrix"] = "low-rank" if low_rank else "diagonal"
+            if careful:
+                idata.posterior.attrs["target_accept"] = accept
             # the diagnostics are needed anyway (cache, report): computed once here
             self.idata, self._diag = idata, None
-            step = next_pass(self.diagnostics(), low_rank, factor, st["longer"])
+            step = next_pass(self.diagnostics(), low_rank, factor, st["longer"], careful)
             if step is None:
                 break
-            low_rank, factor = step
+            low_rank, factor, careful = step
         self.fit_timing = dict(compile=t1 - t0, sampling=time.perf_counter() - t1)
         return idata
 
@@ -870,11 +895,14 @@ class HierarchicalGrowth(Forecaster):
     def mass_matrix(self) -> str | None:
         """The mass matrix the kept draws were sampled with: "diagonal", or "low-rank"
         after the diagonal fit diverged; " ×k" added when the fit mixed too slowly and was
-        sampled again with k times the draws, thinned by k (next_pass); None for PyMC's
+        sampled again with k times the draws, thinned by k, and ", target_accept 0.999"
+        when it was sampled again with smaller steps (next_pass); None for PyMC's
         sampler."""
         attrs = self._posterior_dataset().attrs
-        mm, k = attrs.get("mass_matrix"), int(attrs.get("thinned", 1))
-        return f"{mm} ×{k}" if mm and k > 1 else mm
+        mm, k, accept = attrs.get("mass_matrix"), int(attrs.get("thinned", 1)), attrs.get("target_accept")
+        if mm and k > 1:
+            mm = f"{mm} ×{k}"
+        return f"{mm}, target_accept {float(accept):g}" if mm and accept is not None else mm
 
     def converged(self, max_rhat=MAX_RHAT, min_ess=MIN_ESS) -> bool:
         return meets_rules(self.diagnostics(), max_rhat, min_ess)

@@ -670,24 +670,29 @@ def _diag_table(ess, rhat, divergences):
 
 def test_what_a_fit_that_breaks_the_rules_is_sampled_with_next():
     """The rule of models.hierarchical.next_pass, case by case: a fit that passes is kept;
-    one that diverged gets the low-rank mass matrix once (more draws do not mend a
-    geometry); one that only mixes too slowly gets the same mass matrix with
-    ceil(1.5 × 400 / min ESS) times the draws — at least 2, at most the cap, once — or,
-    where it may not be lengthened (a shard's first try), the low-rank one."""
-    from models.hierarchical import next_pass
+    one that diverged gets the low-rank mass matrix once, then the diagonal one with
+    smaller steps once (more draws do not mend a geometry); one that only mixes too
+    slowly gets the same mass matrix with ceil(1.5 × 400 / min ESS) times the draws — at
+    least 2, at most the cap, once — or, where it may not be lengthened (a shard's first
+    try), the low-rank one."""
+    from models.hierarchical import careful_accept, next_pass
 
     assert next_pass(_diag_table(756, 1.01, 0), False, 1, 4) is None                 # the shipped fit
-    assert next_pass(_diag_table(2811, 1.00, 3), False, 1, 4) == (True, 1)           # as of 2014
-    assert next_pass(_diag_table(2811, 1.00, 2), True, 1, 4) is None                 # diverged low-rank too
-    assert next_pass(_diag_table(168, 1.02, 0), False, 1, 4) == (False, 4)           # the province's parent
-    assert next_pass(_diag_table(250, 1.02, 0), False, 1, 4) == (False, 3)
-    assert next_pass(_diag_table(97, 1.04, 0), True, 1, 4) == (True, 4)              # capped
-    assert next_pass(_diag_table(900, 1.02, 0), False, 1, 4) == (False, 2)           # R-hat alone: twice
-    assert next_pass(_diag_table(390, 1.01, 0), False, 1, 4) == (False, 2)           # just short: twice
+    assert next_pass(_diag_table(2811, 1.00, 3), False, 1, 4) == (True, 1, False)    # as of 2014
+    assert next_pass(_diag_table(3109, 1.00, 2), True, 1, 4) == (False, 1, True)     # diverged low-rank too
+    assert next_pass(_diag_table(2585, 1.00, 1), False, 1, 4, True) is None          # and with smaller steps
+    assert next_pass(_diag_table(3109, 1.00, 2), True, 1, 1) is None                 # a shard's first try
+    assert next_pass(_diag_table(300, 1.00, 0), False, 1, 4, True) == (False, 2, True)  # careful, slow
+    assert next_pass(_diag_table(168, 1.02, 0), False, 1, 4) == (False, 4, False)    # the province's parent
+    assert next_pass(_diag_table(250, 1.02, 0), False, 1, 4) == (False, 3, False)
+    assert next_pass(_diag_table(97, 1.04, 0), True, 1, 4) == (True, 4, False)       # capped
+    assert next_pass(_diag_table(900, 1.02, 0), False, 1, 4) == (False, 2, False)    # R-hat alone: twice
+    assert next_pass(_diag_table(390, 1.01, 0), False, 1, 4) == (False, 2, False)    # just short: twice
     assert next_pass(_diag_table(300, 1.01, 0), False, 3, 4) is None                 # lengthened once only
-    assert next_pass(_diag_table(300, 1.01, 0), False, 1, 1) == (True, 1)           # lengthening off:
+    assert next_pass(_diag_table(300, 1.01, 0), False, 1, 1) == (True, 1, False)     # lengthening off:
     assert next_pass(_diag_table(300, 1.01, 0), True, 1, 1) is None                  # low-rank is the try left
     assert next_pass(_diag_table(300, 1.01, 1), False, 3, 4) is None                 # a long run that diverged
+    assert careful_accept(0.99) == pytest.approx(0.999) and careful_accept(0.6) == pytest.approx(0.96)
 
 
 def test_a_fit_that_diverges_is_sampled_again_low_rank_and_one_that_mixes_slowly_longer(monkeypatch):
@@ -712,10 +717,15 @@ def test_a_fit_that_diverges_is_sampled_again_low_rank_and_one_that_mixes_slowly
         return int(idata.sample_stats["diverging"].sum())
 
     bumpy = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2, target_accept=0.6, longer=3).fit(panel)
-    assert [(k["low_rank_modified_mass_matrix"], k["draws"]) for k, _ in runs] == [(False, 100), (True, 100)]
-    assert divergences(runs[0][1]) > 0 and len(compiles) == 1
-    assert bumpy.mass_matrix() == diagnostics_of(bumpy)["mass_matrix"] == "low-rank"
-    assert not bumpy.converged()            # reported as it is, not hidden by the second try
+    # diagonal, then low-rank, then diagonal with a tenth of the rejection rate (0.96)
+    assert [(k["low_rank_modified_mass_matrix"], k["draws"], k["target_accept"]) for k, _ in runs] == \
+        [(False, 100, 0.6), (True, 100, 0.6), (False, 100, pytest.approx(0.96))]
+    assert divergences(runs[0][1]) > 0 and divergences(runs[1][1]) > 0 and len(compiles) == 1
+    kept = runs[2][1]
+    assert np.array_equal(bumpy.idata.posterior["mu_series"].values, kept.posterior["mu_series"].values)
+    assert bumpy.mass_matrix() == diagnostics_of(bumpy)["mass_matrix"] == "diagonal, target_accept 0.96"
+    # reported as it is, not hidden by the later tries: its own divergences count
+    assert bumpy.diagnostics().attrs["divergences"] == divergences(kept)
 
     runs.clear(); compiles.clear()
     slow = HierarchicalGrowth(use_cache=False, draws=100, tune=100, chains=2, longer=3).fit(panel)
