@@ -824,8 +824,10 @@ class HierarchicalGrowth(Forecaster):
 
     def _save_diagnostics(self):
         d, per = self.diagnostics(), self.series_diagnostics()
-        doc = {"summary": json.loads(d.to_json(orient="split")), "divergences": d.attrs["divergences"],
-               "series": json.loads(per.to_json(orient="split"))}
+        # to_dict, not to_json: pandas' JSON writer keeps 10 decimals, and a warm run's
+        # manifest then differed from the cold run's in the last digits of R-hat and ESS
+        doc = {"summary": d.to_dict(orient="split"), "divergences": int(d.attrs["divergences"]),
+               "series": per.to_dict(orient="split")}
         tmp = self._diag_path().with_suffix(".tmp")
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, self._diag_path())

@@ -404,8 +404,16 @@ def test_a_damaged_cached_posterior_is_discarded_and_refitted(registry, tmp_path
         assert "warning: cached posterior" in err and "damaged" in err and "Traceback" not in err
         assert not again.from_cache and path.exists()
         assert again.sample_posterior_predictive([2025], draws=50, seed=1).sel(series=k).shape == (50, 1)
-    # the refitted file serves the next run
-    assert HierarchicalGrowth(cache_dir=tmp_path, draws=100, tune=100).fit(panel).from_cache
+    # the refitted file serves the next run, and that run reports the fit's diagnostics
+    # to the last digit (the manifest of a warm run is the cold run's, bar the cache flag)
+    warm = HierarchicalGrowth(cache_dir=tmp_path, draws=100, tune=100).fit(panel)
+    assert warm.from_cache
+    from simulate.engine import diagnostics_of
+
+    def told(fc):
+        return {k: v for k, v in diagnostics_of(fc).items() if k != "from_cache"}
+    assert told(warm) == told(again)
+    pd.testing.assert_frame_equal(warm.series_diagnostics(), again.series_diagnostics(), check_exact=True)
 
 
 def test_the_convergence_rule_reads_r_hat_unrounded():
