@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from .base import stable_seed
-from .posterior_file import read_group, write_inference_data
+from .posterior_file import read_group, write_cache_entry, write_inference_data
 from .quiet import import_quietly, quiet_sampling, warn
 
 KIND_GROUP = {"count": "programme", "flow": "flow", "stock": "stock", "ratio": "stock", "percent": "bounded",
@@ -138,6 +138,8 @@ class OutsideView:
         self.cases: pd.DataFrame | None = None
         self.plans: list[str] = []
         self.from_cache = False
+        self.path: Path | None = None     # the cached posterior (None without a cache)
+        self._diag: dict | None = None
 
     # ------------------------------------------------------------------ model
     def build_model(self, cases: pd.DataFrame):
@@ -196,8 +198,9 @@ class OutsideView:
         self.cases = cases
         self.plans = sorted(cases["plan"].unique())
         path = None
+        self._diag = None
         if self.cache_dir is not None:
-            path = self.cache_path(cases)
+            path = self.path = self.cache_path(cases)
             if self.use_cache and path.exists():
                 try:
                     self.posterior = read_group(path, "posterior")
@@ -233,18 +236,49 @@ class OutsideView:
         self.posterior = self.idata.posterior
         if path is not None:
             write_inference_data(self.idata, path)
+            self.diagnostics()              # kept beside it: a warm run reports them unrecomputed
         return self
 
     def diagnostics(self) -> dict:
+        """The fit held to the trend model's convergence rules (R-hat ≤ 1.01, bulk ESS ≥ 400,
+        no divergence; unrounded): ``max_r_hat``, ``min_ess_bulk``, ``divergences``,
+        ``converged``, over the intercept, the scales and the plan effects — the group
+        effects ``b_*`` are products of a scale and a raw effect already counted.  Kept
+        beside the cached posterior (``.diag.json``), so a warm run reports the fit its
+        probabilities rest on without recomputing; computed from the cached file when
+        that is missing; ``{}`` for a model that was neither fitted nor cached."""
+        if self._diag is not None:
+            return self._diag
+        side = self.path.with_suffix(".diag.json") if self.path is not None else None
+        if self.idata is None and side is not None and side.exists():
+            try:
+                self._diag = json.loads(side.read_text())
+                return self._diag
+            except (OSError, ValueError):
+                pass                          # damaged: recomputed from the posterior below
         az = import_quietly("arviz")
+        idata = self.idata
+        if idata is None:
+            if self.path is None or not self.path.exists():
+                return {}
+            idata = az.InferenceData(posterior=read_group(self.path, "posterior"),
+                                     sample_stats=read_group(self.path, "sample_stats"))
+        from .hierarchical import MAX_RHAT, MIN_ESS
 
-        if self.idata is None:
-            return {}
-        names = [v for v in self.idata.posterior.data_vars if not v.startswith("b_") or v in
+        names = [v for v in idata.posterior.data_vars if not v.startswith("b_") or v in
                  ("b_ambition", "b_horizon", "b_no_baseline")]
-        s = az.summary(self.idata, var_names=names, kind="diagnostics", round_to="none")  # rules on unrounded R-hat
-        return {"max_r_hat": float(s.r_hat.max()), "min_ess_bulk": float(s.ess_bulk.min()),
-                "divergences": int(self.idata.sample_stats["diverging"].sum())}
+        s = az.summary(idata, var_names=names, kind="diagnostics", round_to="none")  # rules on unrounded R-hat
+        d = {"max_r_hat": float(s.r_hat.max()), "min_ess_bulk": float(s.ess_bulk.min()),
+             "divergences": int(idata.sample_stats["diverging"].sum())}
+        d["converged"] = bool(d["max_r_hat"] <= MAX_RHAT and d["min_ess_bulk"] >= MIN_ESS and d["divergences"] == 0)
+        if side is not None:
+            write_cache_entry(side, lambda tmp: tmp.write_text(json.dumps(d)))
+        self._diag = d
+        return d
+
+    def converged(self) -> bool | None:
+        """Whether the fit meets the rules; None when there is no fit to judge."""
+        return self.diagnostics().get("converged")
 
     # ------------------------------------------------------------------ prediction
     def predict_draws(self, targets: pd.DataFrame, draws: int, seed: int = 0) -> np.ndarray:

@@ -306,7 +306,13 @@ def _check_convergence(results, strict):
         click.echo(f"WARNING: scenario {r.scenario.name}: the model did not converge (max R-hat {d['max_r_hat']:.3f}, "
                    f"min ESS {d['min_ess_bulk']:.0f}, divergences {d['divergences']}); probabilities of series "
                    f"{', '.join(d['series_not_converged'][:8]) or '(global parameters)'} are unreliable", err=True)
-    if bad and strict:
+    bad_ref = [r for r in results if r.diagnostics.get("reference_class", {}).get("converged") is False]
+    for r in bad_ref:
+        d = r.diagnostics["reference_class"]
+        click.echo(f"WARNING: scenario {r.scenario.name}: the reference class of past plans did not converge "
+                   f"(max R-hat {d['max_r_hat']:.3f}, min ESS {d['min_ess_bulk']:.0f}, divergences "
+                   f"{d['divergences']}); the joined probabilities are unreliable", err=True)
+    if (bad or bad_ref) and strict:
         sys.exit(3)
 
 
@@ -336,7 +342,7 @@ def summary_table(probs: pd.DataFrame, lang: str) -> pd.DataFrame:
 @click.option("--draws", type=click.IntRange(1, 200000), default=None, help="Monte Carlo draws (default: scenario's).")
 @click.option("--seed", type=int, default=None, help="Random seed (default: scenario's).")
 @click.option("--out", "out_root", type=click.Path(file_okay=False), default=None, help="Results root (default results/).")
-@click.option("--strict", is_flag=True, help="Exit with status 3 if the model did not converge.")
+@click.option("--strict", is_flag=True, help="Exit with status 3 if a fit (the trend model or the reference class) did not converge.")
 @PLAN_FILES
 @DATA_FILES
 @LANG

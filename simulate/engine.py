@@ -188,23 +188,37 @@ def run_scenario(sc: Scenario, reg: Registry, *, draws: int | None = None, seed:
     for r in rows:
         h = met_draws.get((r["plan"], r["indicator"]))
         r["_se_inside"] = judge.batch_means_se(h, order) if (order is not None and h is not None) else np.nan
+    reference = None
     if outside:
         say("joining with the reference class of past plans …")
         from .join import join_views
 
-        join_views(rows, met_draws, metrics, plans, reg, sc, forecaster, draws, seed)
+        reference = join_views(rows, met_draws, metrics, plans, reg, sc, forecaster, draws, seed)
     for r in rows:
         for col, default in JOIN_DEFAULTS.items():
             r.setdefault(col, default)
     _mc_errors(rows, forecaster, draws)
     probs = pd.DataFrame(rows)
     diag = diagnostics_of(forecaster)
-    # mark every indicator whose series did not converge (R-hat > 1.01 or ESS < 400)
+    if reference is not None:
+        diag["reference_class"] = reference     # the fit the joined probabilities also rest on
+    # mark every probability resting on a fit that broke the rules: the trend model's
+    # (its series R-hat > 1.01 or ESS < 400, or any divergence) where it counts, the
+    # reference class's where it counts (a weight below 1 on the trend model)
     bad = set(diag.get("series_not_converged", []))
+    ref_ok = (reference or {}).get("converged")
     keys_of = [f"{r['plan_jur']}:{r['series']}" for r in rows]
-    probs["converged"] = [(k not in bad) and diag.get("divergences", 0) == 0
-                          if r["p_met"] == r["p_met"] and r["basis"] != "reference-class" else None
-                          for k, r in zip(keys_of, rows)]
+
+    def rests_on_converged(key, r):
+        if r["p_met"] != r["p_met"]:
+            return None
+        verdicts = []
+        if r["basis"] != "reference-class":
+            verdicts.append((key not in bad) and diag.get("divergences", 0) == 0)
+        if ref_ok is not None and r["p_outside"] == r["p_outside"] and not r["weight_inside"] >= 1.0:
+            verdicts.append(bool(ref_ok))
+        return all(verdicts) if verdicts else None
+    probs["converged"] = [rests_on_converged(k, r) for k, r in zip(keys_of, rows)]
     probs = probs.drop(columns=["plan_jur"])
     fc = pd.DataFrame(frows, columns=["plan", "indicator", "scenario", "year", "mean", "median", *QUANTILES])
     summary = plan_summary(plans, probs, met_draws, sc.name)

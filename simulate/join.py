@@ -133,11 +133,14 @@ def _reason(zh: bool, kg: str, met: int, n: int, po, lo, hi, pin, w) -> str:
 
 def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc, forecaster, draws: int, seed: int):
     """Add p_inside / p_outside / weight to every row and replace p_met and the
-    met-draws by the joined ones (in place)."""
+    met-draws by the joined ones (in place).  Returns the reference-class fit's
+    diagnostics (:meth:`models.outside.OutsideView.diagnostics`, with its number of
+    cases and cache file), or None when there is no reference class."""
     cases = known_cases(reg, sc.as_of)
     if len(cases) < MIN_CASES:
-        return          # a registry without a reference class (a user's own IPSIM_HOME): the trend model alone
+        return None     # a registry without a reference class (a user's own IPSIM_HOME): the trend model alone
     ov = outside_view(reg, sc.as_of)
+    told = dict(ov.diagnostics(), cases=len(cases), cache=str(ov.path or ""), from_cache=bool(ov.from_cache))
     by_key = {(r["plan"], r["indicator"]): r for r in rows}
     feats, keys = [], []
     for p in plans:
@@ -148,7 +151,7 @@ def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc,
             feats.append(target_features(reg, p, ind, r["target"]))
             keys.append((p.id, ind.id))
     if not feats:
-        return
+        return told
     F = pd.DataFrame(feats)
     P_out = ov.predict_draws(F, draws, seed)                     # draw × target
     wmap = forecaster.data_weight() if hasattr(forecaster, "data_weight") else {}
@@ -224,3 +227,4 @@ def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc,
                                  pin if has_inside else None, w)
         r["reason"] = _reason(False, kg, met_n, n, r["p_outside"], r["p_outside_lo"], r["p_outside_hi"],
                               pin if has_inside else None, w)
+    return told

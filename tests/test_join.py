@@ -204,3 +204,55 @@ def test_a_published_lower_bound_that_meets_the_target_decides_it(tmp_path):
     p = run_scenario(sc, reg, forecaster=get_forecaster("cagr").fit(Panel.from_registry(reg)),
                      plan_ids=["wuxi-2024"], outside=False).probabilities
     assert p.set_index("indicator").loc["works_registrations_cumulative"].decided_by != "data"
+
+
+def test_the_reference_class_fit_is_held_to_the_rules_and_reported(registry, cagr_run):
+    """The joined probabilities rest on the reference-class fit too: its diagnostics go
+    into the run's diagnostics (hence the manifest), by the trend model's rules, and a
+    probability that rests on it is marked by its verdict."""
+    d = cagr_run.diagnostics["reference_class"]
+    assert set(d) >= {"max_r_hat", "min_ess_bulk", "divergences", "converged", "cases", "cache", "from_cache"}
+    assert d["cases"] >= 5 and Path(d["cache"]).exists()
+    assert d["converged"] == (d["max_r_hat"] <= 1.01 and d["min_ess_bulk"] >= 400 and d["divergences"] == 0)
+    p = cagr_run.probabilities
+    joined = p[p.p_met.notna() & p.p_outside.notna() & (p.weight_inside < 1)]
+    assert len(joined) > 50 and (joined.converged == d["converged"]).all()
+
+
+def test_a_reference_class_that_did_not_converge_warns_and_strict_exits_3(registry, run_cli, tmp_path, monkeypatch):
+    """60 draws in all cannot reach bulk ESS 400: the reference class breaks the rules
+    (a real fit, not a mock).  The run warns on stderr, marks every probability that
+    rests on it, and --strict exits 3; a warm run reports the same diagnostics from the
+    cache, and from the posterior itself when the kept diagnostics are gone."""
+    import json
+
+    from simulate import join
+    from simulate.engine import run_scenario
+
+    monkeypatch.setenv("IPSIM_MCMC_DRAWS", "30")
+    monkeypatch.setenv("IPSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(join, "_CACHE", {})
+    scen = tmp_path / "cagr.yaml"
+    scen.write_text("name: cagr\nplans: [wuxi-2024]\ndraws: 400\nseed: 1\nmodel: cagr\n", encoding="utf-8")
+    code, _, err = run_cli("run", str(scen), "--out", str(tmp_path / "res"), "--strict")
+    assert code == 3, err
+    assert "reference class of past plans did not converge" in err and "Traceback" not in err
+    run = next((tmp_path / "res").glob("*-cagr"))
+    man = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    cold = man["scenarios"][0]["diagnostics"]["reference_class"]
+    assert cold["converged"] is False and cold["min_ess_bulk"] < 400 and cold["from_cache"] is False
+    probs = pd.read_csv(run / "probabilities.csv")
+    rests = probs.p_met.notna() & probs.p_outside.notna() & (probs.weight_inside < 1)
+    assert rests.sum() > 10 and (probs.converged[rests] == False).all()   # noqa: E712
+    # where the trend rule alone decides (weight 1: the CAGR rule has no pooling), it does not count
+    assert (probs.converged[probs.p_met.notna() & ~rests] == True).all()  # noqa: E712
+
+    sc = load_scenario(scen, registry)
+    fc = get_forecaster("cagr").fit(Panel.from_registry(registry))
+    for drop_kept in (False, True):
+        monkeypatch.setattr(join, "_CACHE", {})
+        if drop_kept:
+            Path(cold["cache"]).with_suffix(".diag.json").unlink()
+        warm = run_scenario(sc, registry, forecaster=fc).diagnostics["reference_class"]
+        assert warm["from_cache"] is True
+        assert {k: v for k, v in warm.items() if k != "from_cache"} == {k: v for k, v in cold.items() if k != "from_cache"}
