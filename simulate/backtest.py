@@ -168,7 +168,7 @@ def run_backtest(reg: Registry, models=None, origins=None, *, draws: int = 1000,
     if reference:
         from .calibration import calibration_cases, reference_lopo
 
-        lopo, out_draws = reference_lopo(reg, draws=max(draws, 1000), seed=seed, progress=say)
+        lopo, out_draws = reference_lopo(reg, draws=max(draws, 1000), seed=seed, progress=say, fits=fits)
         cal = calibration_cases(lopo, out_draws, pcs if len(pcs) else pd.DataFrame(
             columns=["model", "plan", "indicator", "when", "p_met", "weight"]))
     return BacktestResult(pts, pcs, pd.DataFrame(refusals, columns=["model", "origin", "series", "reason"]), fits,

@@ -31,9 +31,14 @@ NAIVE = {"cagr": "CAGR extrapolation (naive rule)", "linear": "linear trend (nai
 BINS = [0.0, 0.5, 0.7, 0.8, 0.9, 1.0001]
 
 
-def reference_lopo(reg, draws: int = 2000, seed: int = 0, progress=None) -> tuple[pd.DataFrame, dict]:
+def reference_lopo(reg, draws: int = 2000, seed: int = 0, progress=None,
+                   fits: list | None = None) -> tuple[pd.DataFrame, dict]:
     """One row per fitted case: p_outside (LOPO) and the base rate of the other plans.
-    Also returns the outside view's draws per case, for joining."""
+    Also returns the outside view's draws per case, for joining.  ``fits``: a list that
+    gets one row per leave-one-plan-out fit (time and convergence diagnostics), as the
+    back-test's trend-model fits do."""
+    import time
+
     say = progress or (lambda m: None)
     cases = known_cases(reg)
     rows, draws_of = [], {}
@@ -41,7 +46,13 @@ def reference_lopo(reg, draws: int = 2000, seed: int = 0, progress=None) -> tupl
         held = cases[cases.plan == plan].reset_index(drop=True)
         rest = cases[cases.plan != plan]
         say(f"reference class without {plan} ({len(rest)} cases) …")
+        t0 = time.perf_counter()
         ov = outside_view(reg, exclude_plans=[plan])
+        if fits is not None:
+            d = ov.diagnostics()
+            fits.append(dict(model="outside", origin=f"without {plan}", seconds=round(time.perf_counter() - t0, 1),
+                             **{k: d.get(k) for k in ("max_r_hat", "min_ess_bulk", "divergences", "converged")},
+                             cache=str(ov.path or ""), from_cache=bool(ov.from_cache)))
         pd_ = ov.predict_draws(held, draws, seed)
         base = (rest.met.sum() + 1) / (len(rest) + 2)
         for j, r in enumerate(held.itertuples()):

@@ -176,3 +176,8 @@ def test_leave_one_plan_out_calibration(registry):
     for when in ("start", "mid-term"):
         row = ps[(ps.model == "joined (product: p_met)") & (ps.when == when)].iloc[0]
         assert row.n == len(cases) and np.isfinite(row.log_loss)
+    # each leave-one-plan-out reference fit is listed with its diagnostics, by the rules
+    ref_fits = [f for f in res.fits if f["model"] == "outside"]
+    assert sorted(f["origin"] for f in ref_fits) == sorted(f"without {plan}" for plan in cases.plan.unique())
+    for f in ref_fits:
+        assert f["converged"] == (f["max_r_hat"] <= 1.01 and f["min_ess_bulk"] >= 400 and f["divergences"] == 0)
