@@ -193,3 +193,24 @@ def test_a_cached_trend_fit_starts_no_background_fit(registry, shipped_fit):
     calls = []
     fc, _ = fit_model(registry, None, before_new_fit=lambda: calls.append(1))
     assert fc.from_cache and calls == []
+
+
+@pytest.mark.slow
+def test_a_reference_fit_that_mixes_too_slowly_is_sampled_again_longer(tmp_path, monkeypatch):
+    """As the trend model's: 2 chains × 100 draws cannot reach bulk ESS 400, so the fit is
+    sampled again with k × the draws (2–4) and thinned back to 100 a chain — a real nutpie
+    fit; the kept draws are every k-th, the diagnostics say so, and the cache keeps it."""
+    monkeypatch.delenv("IPSIM_MCMC_DRAWS", raising=False)
+    kw = dict(draws=100, tune=300, covariates=False, plan_effect=False, intercept="flat", cache_dir=tmp_path,
+              sampler="nutpie", longer=4)
+    ov = OutsideView(**kw).fit(_cases(8, 10))
+    d = ov.diagnostics()
+    k = d["thinned"]
+    assert k in (2, 3, 4) and ov.posterior.sizes["draw"] == 100 and ov.posterior.attrs["thinned"] == k
+    assert d["min_ess_bulk"] > 100                    # more than 100 draws a chain could give at best
+    again = OutsideView(**kw).fit(_cases(8, 10))
+    assert again.from_cache and again.diagnostics() == d
+    # the suite's short chains (longer=1) are never lengthened
+    once = OutsideView(**dict(kw, longer=1, cache_dir=tmp_path / "short")).fit(_cases(8, 10))
+    assert "thinned" not in once.diagnostics() and once.posterior.sizes["draw"] == 100
+    assert not once.converged()
