@@ -234,6 +234,8 @@ def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> st
     diag = man["scenarios"][0].get("diagnostics", {})
     if diag.get("converged") is False:
         parts.append(f"<p class=\"warn\">{'⚠ 模型未完全收敛，相关概率需谨慎解读（见“模型诊断”）。' if lang == 'zh' else '⚠ The model did not fully converge; read the marked probabilities with care (see diagnostics).'}</p>")
+    if diag.get("reference_class", {}).get("converged") is False:
+        parts.append(f"<p class=\"warn\">{'⚠ 参照组（以往规划）模型未完全收敛，结合了参照组的概率需谨慎解读（见“模型诊断”）。' if lang == 'zh' else '⚠ The reference class of past plans did not fully converge; read the joined probabilities with care (see diagnostics).'}</p>")
     legend = "".join(f'<span style="background:{COLOURS[z]}">{_e(z if lang == "zh" else en)}</span>'
                      for z, en in [ACHIEVED, MISSED, REACHED] + [(zh, en) for _, zh, en in CATEGORY_CUTS]
                      + [("无法评估", "not evaluable")])
@@ -334,6 +336,12 @@ def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> st
         parts.append(f"<tr><td>{_e(s['name'])}</td><td>{_e(d.get('model'))}</td><td class=\"num\">{_rhat(d.get('max_r_hat'))}</td>"
                      f"<td class=\"num\">{_num(d.get('min_ess_bulk'))}</td><td class=\"num\">{_e(d.get('divergences'))}</td>"
                      f"<td>{_e(d.get('converged'))}</td><td class=\"num\">{_pct(mcse) if mcse == mcse else '—'}</td></tr>")
+        ref = d.get("reference_class")
+        if ref:   # the joined probabilities rest on this fit too
+            label = f"参照组（{ref.get('cases')} 个以往目标）" if lang == "zh" else f"reference class ({ref.get('cases')} past targets)"
+            parts.append(f"<tr data-fit=\"reference-class\"><td>{_e(s['name'])}</td><td>{_e(label)}</td>"
+                         f"<td class=\"num\">{_rhat(ref.get('max_r_hat'))}</td><td class=\"num\">{_num(ref.get('min_ess_bulk'))}</td>"
+                         f"<td class=\"num\">{_e(ref.get('divergences'))}</td><td>{_e(ref.get('converged'))}</td><td class=\"num\">—</td></tr>")
     parts.append("</tbody></table>")
     parts.append(f"<p class=\"meta\">ipsim · {_e(man.get('command', ''))} · "
                  + ", ".join(f"{k} {v}" for k, v in man.get("versions", {}).items()) + "</p>")

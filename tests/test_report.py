@@ -90,3 +90,30 @@ def test_report_renders_in_headless_chromium(report_run, registry, tmp_path):
     keep = os.environ.get("IPSIM_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_report_shows_the_reference_class_fit_and_warns_when_it_broke_the_rules(report_run, registry, tmp_path):
+    """The diagnostics table has a row for the reference-class fit the joined
+    probabilities rest on; a manifest whose reference class broke the rules gets the
+    warning banner (the trend model's own banner stays off: it converged)."""
+    import json
+
+    from simulate.report import build_report
+
+    run_dir, _ = report_run
+    man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    ref = man["scenarios"][0]["diagnostics"]["reference_class"]
+    text = build_report(run_dir, registry, lang="en")
+    row = re.search(r'<tr data-fit="reference-class">(.*?)</tr>', text, flags=re.S)
+    assert row and f"reference class ({ref['cases']} past targets)" in row.group(1)
+    assert str(ref["divergences"]) in row.group(1)
+    # the banner follows the verdict (the suite's short chains may break the rules)
+    assert ("reference class of past plans did not fully converge" in text) == (ref["converged"] is False)
+    bad = tmp_path / "bad"
+    shutil.copytree(run_dir, bad)
+    man["scenarios"][0]["diagnostics"]["reference_class"] = dict(ref, converged=False, min_ess_bulk=123.0)
+    man["scenarios"][0]["diagnostics"]["converged"] = True
+    (bad / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    for lang, words in (("en", "reference class of past plans did not fully converge"), ("zh", "参照组（以往规划）模型未完全收敛")):
+        t = build_report(bad, registry, lang=lang)
+        assert words in t and "123" in re.search(r'<tr data-fit="reference-class">(.*?)</tr>', t, flags=re.S).group(1)
