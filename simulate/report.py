@@ -211,6 +211,20 @@ def _links(text: str) -> str:
     return "".join(out)
 
 
+def _fit_label(model, lang: str) -> str:
+    """The trend model's row label: what it is, then its name in the code."""
+    if model == "hierarchical":
+        return "趋势模型（hierarchical）" if lang == "zh" else "trend model (hierarchical)"
+    return str(model)
+
+
+def _verdict(converged, lang: str) -> str:
+    """A fit's convergence verdict in the report's language (是 / 否 in zh; — unknown)."""
+    if converged is None:
+        return "—"
+    return ("是" if converged else "否 ⚠") if lang == "zh" else ("yes" if converged else "no ⚠")
+
+
 def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> str:
     from .charts import fan_chart, history_of, use_cjk
 
@@ -327,21 +341,22 @@ def build_report(run_dir: Path, reg=None, plan_ids=None, lang: str = "zh") -> st
         parts.append("</section>")
     # methods and diagnostics
     parts.append(f"<h2>{t['methods']}</h2><ol>" + "".join(f"<li>{_e(x)}</li>" for x in METHODS[lang]) + "</ol>")
-    parts.append(f"<h2>{t['diag']}</h2><table class=\"diag\"><thead><tr><th>{t['scenario']}</th><th>model</th>"
-                 "<th>max R-hat</th><th>min ESS (bulk)</th><th>divergences</th><th>converged</th>"
-                 "<th>max MC s.e. of P</th></tr></thead><tbody>")
+    heads = (["模型", "最大 R-hat", "最小有效样本量（bulk ESS）", "发散次数", "是否收敛", "概率的最大蒙特卡洛误差"]
+             if lang == "zh" else ["model", "max R-hat", "min ESS (bulk)", "divergences", "converged", "max MC s.e. of P"])
+    parts.append(f"<h2>{t['diag']}</h2><table class=\"diag\"><thead><tr><th>{t['scenario']}</th>"
+                 + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>")
     for s in man["scenarios"]:
         d = s.get("diagnostics", {})
         mcse = probs[probs.scenario == s["name"]].mc_se.max()
-        parts.append(f"<tr><td>{_e(s['name'])}</td><td>{_e(d.get('model'))}</td><td class=\"num\">{_rhat(d.get('max_r_hat'))}</td>"
+        parts.append(f"<tr><td>{_e(s['name'])}</td><td>{_e(_fit_label(d.get('model'), lang))}</td><td class=\"num\">{_rhat(d.get('max_r_hat'))}</td>"
                      f"<td class=\"num\">{_num(d.get('min_ess_bulk'))}</td><td class=\"num\">{_e(d.get('divergences'))}</td>"
-                     f"<td>{_e(d.get('converged'))}</td><td class=\"num\">{_pct(mcse) if mcse == mcse else '—'}</td></tr>")
+                     f"<td>{_verdict(d.get('converged'), lang)}</td><td class=\"num\">{_pct(mcse) if mcse == mcse else '—'}</td></tr>")
         ref = d.get("reference_class")
         if ref:   # the joined probabilities rest on this fit too
             label = f"参照组（{ref.get('cases')} 个以往目标）" if lang == "zh" else f"reference class ({ref.get('cases')} past targets)"
             parts.append(f"<tr data-fit=\"reference-class\"><td>{_e(s['name'])}</td><td>{_e(label)}</td>"
                          f"<td class=\"num\">{_rhat(ref.get('max_r_hat'))}</td><td class=\"num\">{_num(ref.get('min_ess_bulk'))}</td>"
-                         f"<td class=\"num\">{_e(ref.get('divergences'))}</td><td>{_e(ref.get('converged'))}</td><td class=\"num\">—</td></tr>")
+                         f"<td class=\"num\">{_e(ref.get('divergences'))}</td><td>{_verdict(ref.get('converged'), lang)}</td><td class=\"num\">—</td></tr>")
     parts.append("</tbody></table>")
     parts.append(f"<p class=\"meta\">ipsim · {_e(man.get('command', ''))} · "
                  + ", ".join(f"{k} {v}" for k, v in man.get("versions", {}).items()) + "</p>")

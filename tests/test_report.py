@@ -116,4 +116,6 @@ def test_report_shows_the_reference_class_fit_and_warns_when_it_broke_the_rules(
     (bad / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
     for lang, words in (("en", "reference class of past plans did not fully converge"), ("zh", "参照组（以往规划）模型未完全收敛")):
         t = build_report(bad, registry, lang=lang)
-        assert words in t and "123" in re.search(r'<tr data-fit="reference-class">(.*?)</tr>', t, flags=re.S).group(1)
+        row = re.search(r'<tr data-fit="reference-class">(.*?)</tr>', t, flags=re.S).group(1)
+        assert words in t and "123" in row
+        assert ("<td>否 ⚠</td>" if lang == "zh" else "<td>no ⚠</td>") in row and "False" not in row
