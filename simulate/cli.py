@@ -247,7 +247,8 @@ def _scenario_path(name_or_path, reg) -> Path:
 @SHARD
 @CLUSTER
 def fit_cmd(data_files, plan_files, as_of, model, quiet, wide):
-    """Fit (or load from cache) the model on all observed series; print diagnostics."""
+    """Fit (or load from cache) the model on all observed series and the reference class of
+    past plans; print their diagnostics."""
     from .engine import diagnostics_of, fit_model
 
     _STATE["quiet"] = quiet
@@ -265,6 +266,17 @@ def fit_cmd(data_files, plan_files, as_of, model, quiet, wide):
         click.echo(f"posterior cache: {fc.cache_path}")
     for k, why in list(fc.refusals.items())[:20]:
         click.echo(f"refused {k}: {why}", err=True)
+    # the other fit a run's probabilities rest on: the reference class of past plans
+    from .join import MIN_CASES, known_cases, outside_view
+
+    if len(known_cases(reg, as_of)) >= MIN_CASES:
+        ov = outside_view(reg, as_of)
+        ref = dict(ov.diagnostics(), cases=len(ov.cases), from_cache=bool(ov.from_cache))
+        click.echo("reference class: " + json.dumps(ref, ensure_ascii=False))
+        if ref.get("converged") is False:
+            click.echo(f"WARNING: the reference class of past plans did not converge (max R-hat "
+                       f"{ref['max_r_hat']:.3f}, min ESS {ref['min_ess_bulk']:.0f}, divergences {ref['divergences']})",
+                       err=True)
 
 
 def diagnostics_table(per: pd.DataFrame) -> pd.DataFrame:

@@ -111,6 +111,12 @@ def test_cli_run_rank_inverse_plot(run_cli, shipped_fit, tmp_path):
     table = out.split("\n{")[0].splitlines()
     assert max(display_width(line) for line in table) <= 100 and len(table) > 100
     assert table[0].split()[:3] == ["series", "r_hat", "ess_bulk"]
+    # and the reference class's fit, with its verdict by the same rules (a warning if broken)
+    ref = json.loads(next(line for line in out.splitlines() if line.startswith("reference class: "))
+                     .removeprefix("reference class: "))
+    assert ref["cases"] >= 5 and ref["converged"] == (
+        ref["max_r_hat"] <= 1.01 and ref["min_ess_bulk"] >= 400 and ref["divergences"] == 0)
+    assert ("reference class of past plans did not converge" in err) == (not ref["converged"])
     code, out, err = run_cli("compare", str(run_dir), str(run_dir))
     assert code == 0
 
