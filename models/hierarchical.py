@@ -232,6 +232,31 @@ def next_pass(summary: pd.DataFrame, low_rank: bool, factor: int, max_longer: in
     return low_rank, int(min(max_longer, max(2, need))), careful
 
 
+def sample_by_rules(sample, diagnose, target_accept: float, longer: int, on_pass=None):
+    """Sample, judge the fit by the rules and sample again as :func:`next_pass` says,
+    until it says keep; returns the kept fit.  ``sample(factor, target_accept, low_rank)``
+    draws ``factor`` times the settings' draws; ``diagnose(idata)`` gives the (thinned)
+    fit's summary, divergences in its ``attrs``; ``on_pass(low_rank, factor, careful)`` is
+    called before each run (a progress stage).  The kept fit's posterior ``attrs`` say how
+    it was sampled: ``mass_matrix``, ``thinned`` (k > 1), ``target_accept`` (smaller steps).
+    The trend model and the reference class both sample through it."""
+    low_rank, factor, careful = False, 1, False
+    while True:
+        if on_pass is not None:
+            on_pass(low_rank, factor, careful)
+        accept = careful_accept(target_accept) if careful else target_accept
+        idata = sample(factor, accept, low_rank)
+        if factor > 1:
+            idata = thin(idata, factor)
+        idata.posterior.attrs["mass_matrix"] = "low-rank" if low_rank else "diagonal"
+        if careful:
+            idata.posterior.attrs["target_accept"] = accept
+        step = next_pass(diagnose(idata), low_rank, factor, longer, careful)
+        if step is None:
+            return idata
+        low_rank, factor, careful = step
+
+
 def thin(idata, k: int):
     """Every k-th draw of a run k times as long as the settings ask: a forecast reads as
     many draws as from any fit, and a slowly mixing quantity (autocorrelated over far more
@@ -647,7 +672,7 @@ class HierarchicalGrowth(Forecaster):
         # the code that turns them into a model, and how it is sampled (the mass matrix)
         for fn in (HierarchicalGrowth._arrays, HierarchicalGrowth.build_model, _lone_roots,
                    HierarchicalGrowth._sample_nutpie, HierarchicalGrowth._diagnostics, meets_rules, next_pass,
-                   careful_accept, thin):
+                   careful_accept, sample_by_rules, thin):
             h.update(inspect.getsource(fn).encode())
         # the filter's kernels (read as text: importing them would load numba on a warm run)
         h.update((Path(__file__).parent / "kalman.py").read_bytes())
@@ -770,30 +795,26 @@ class HierarchicalGrowth(Forecaster):
         # diverges is sampled again low-rank.  A fit that only mixes too slowly is sampled
         # again longer instead (next_pass): the parent shard of the 5,100-series province
         # reached min bulk ESS 168 diagonal and 97 low-rank (stop 29).
-        low_rank, factor, careful = False, 1, False
-        while True:
+        def stage(low_rank, factor, careful):
             tracker.set_stage("sampling" if (not low_rank and factor == 1 and not careful) else
                               "sampling again (low-rank mass matrix)" if low_rank and factor == 1 else
                               "sampling again (smaller steps)" if factor == 1 else
                               f"sampling again, {factor}× longer")
-            accept = careful_accept(st["target_accept"]) if careful else st["target_accept"]
-            idata = sample_nutpie(compiled, on_progress=tracker.on_progress if tracker.shown else None,
-                                  draws=st["draws"] * factor,
-                                  tune=st["tune"], chains=st["chains"],
-                                  cores=self.cores or min(st["chains"], os.cpu_count() or 1), seed=st["seed"],
-                                  target_accept=accept, save_warmup=False,
-                                  low_rank_modified_mass_matrix=low_rank)
-            if factor > 1:
-                idata = thin(idata, factor)
-            idata.posterior.attrs["mass_matrix"] = "low-rank" if low_rank else "diagonal"
-            if careful:
-                idata.posterior.attrs["target_accept"] = accept
+
+        def sample(factor, accept, low_rank):
+            return sample_nutpie(compiled, on_progress=tracker.on_progress if tracker.shown else None,
+                                 draws=st["draws"] * factor,
+                                 tune=st["tune"], chains=st["chains"],
+                                 cores=self.cores or min(st["chains"], os.cpu_count() or 1), seed=st["seed"],
+                                 target_accept=accept, save_warmup=False,
+                                 low_rank_modified_mass_matrix=low_rank)
+
+        def diagnose(idata):
             # the diagnostics are needed anyway (cache, report): computed once here
             self.idata, self._diag = idata, None
-            step = next_pass(self.diagnostics(), low_rank, factor, st["longer"], careful)
-            if step is None:
-                break
-            low_rank, factor, careful = step
+            return self.diagnostics()
+
+        idata = sample_by_rules(sample, diagnose, st["target_accept"], st["longer"], stage)
         self.fit_timing = dict(compile=t1 - t0, sampling=time.perf_counter() - t1)
         return idata
 

@@ -226,26 +226,26 @@ class OutsideView:
                 # ≈ 15 s C compile + ≈ 10 s of sampling on a cold run.
                 import nutpie
 
-                from .hierarchical import careful_accept, compile_for_nutpie, next_pass, thin
+                from .hierarchical import compile_for_nutpie, sample_by_rules
 
                 compiled = compile_for_nutpie(model)
+
+                def sample(factor, accept, low_rank):
+                    return nutpie.sample(compiled, draws=st["draws"] * factor, tune=st["tune"], chains=st["chains"],
+                                         cores=1, seed=st["seed"], save_warmup=False, progress_bar=False,
+                                         target_accept=accept, low_rank_modified_mass_matrix=low_rank)
+
+                def diagnose(idata):
+                    # the last one judged is the fit kept: its figures are not computed again
+                    s = self._summary(idata)
+                    self._diag = self._figures(s, idata)
+                    return s
+
                 # A fit that breaks the rules is sampled again as the trend model's is
                 # (next_pass): longer if it only mixes slowly, with smaller steps if it
                 # diverged.  The leave-one-plan-out fits mix with bulk ESS 459–1,085 from
                 # 2 × 1000 draws (stop 33): a planner's own past outcomes may make it less.
-                low_rank, factor, careful = False, 1, False
-                while True:
-                    idata = nutpie.sample(compiled, draws=st["draws"] * factor, tune=st["tune"], chains=st["chains"],
-                                          cores=1, seed=st["seed"], save_warmup=False, progress_bar=False,
-                                          target_accept=careful_accept(st["target_accept"]) if careful
-                                          else st["target_accept"], low_rank_modified_mass_matrix=low_rank)
-                    self.idata = thin(idata, factor) if factor > 1 else idata
-                    self._diag = None
-                    step = next_pass(self._summary(self.idata), low_rank, factor, st["longer"], careful)
-                    if step is None:
-                        break
-                    low_rank, factor, careful = step
-                self._diag = None
+                self.idata = sample_by_rules(sample, diagnose, st["target_accept"], st["longer"])
             else:
                 self.idata = pm.sample(draws=st["draws"], tune=st["tune"], chains=st["chains"], cores=1,
                                        target_accept=st["target_accept"], random_seed=st["seed"],
@@ -254,7 +254,7 @@ class OutsideView:
         self.posterior = self.idata.posterior
         if path is not None:
             write_inference_data(self.idata, path)
-            self.diagnostics()              # kept beside it: a warm run reports them unrecomputed
+            self._keep(self.diagnostics())   # beside it: a warm run reports them unrecomputed
         return self
 
     def diagnostics(self) -> dict:
@@ -267,10 +267,9 @@ class OutsideView:
         that is missing; ``{}`` for a model that was neither fitted nor cached."""
         if self._diag is not None:
             return self._diag
-        side = self.path.with_suffix(".diag.json") if self.path is not None else None
-        if self.idata is None and side is not None and side.exists():
+        if self.idata is None and self.path is not None and self._side().exists():
             try:
-                self._diag = json.loads(side.read_text())
+                self._diag = json.loads(self._side().read_text())
                 return self._diag
             except (OSError, ValueError):
                 pass                          # damaged: recomputed from the posterior below
@@ -280,16 +279,31 @@ class OutsideView:
                 return {}
             idata = import_quietly("arviz").InferenceData(posterior=read_group(self.path, "posterior"),
                                                           sample_stats=read_group(self.path, "sample_stats"))
+        self._diag = self._figures(self._summary(idata), idata)
+        if self.idata is None:
+            self._keep(self._diag)           # a cache written before they were kept
+        return self._diag
+
+    def reported(self) -> dict:
+        """:meth:`diagnostics` with what a run's manifest and the back-test say beside
+        them: how many past targets the fit learned from and its cache file."""
+        return dict(self.diagnostics(), cases=len(self.cases), cache=str(self.path or ""),
+                    from_cache=bool(self.from_cache))
+
+    def _side(self) -> Path:
+        return self.path.with_suffix(".diag.json")
+
+    def _keep(self, d: dict):
+        write_cache_entry(self._side(), lambda tmp: tmp.write_text(json.dumps(d)))
+
+    @staticmethod
+    def _figures(s: pd.DataFrame, idata) -> dict:
         from .hierarchical import meets_rules
 
-        s = self._summary(idata)
         d = {"max_r_hat": float(s.r_hat.max()), "min_ess_bulk": float(s.ess_bulk.min()),
              "divergences": int(s.attrs["divergences"]), "converged": meets_rules(s)}
         if "thinned" in idata.posterior.attrs:
             d["thinned"] = int(idata.posterior.attrs["thinned"])
-        if side is not None:
-            write_cache_entry(side, lambda tmp: tmp.write_text(json.dumps(d)))
-        self._diag = d
         return d
 
     @staticmethod

@@ -49,10 +49,10 @@ def reference_lopo(reg, draws: int = 2000, seed: int = 0, progress=None,
         t0 = time.perf_counter()
         ov = outside_view(reg, exclude_plans=[plan])
         if fits is not None:
-            d = ov.diagnostics()
+            d = ov.reported()
             fits.append(dict(model="outside", origin=f"without {plan}", seconds=round(time.perf_counter() - t0, 1),
-                             **{k: d.get(k) for k in ("max_r_hat", "min_ess_bulk", "divergences", "converged")},
-                             cache=str(ov.path or ""), from_cache=bool(ov.from_cache)))
+                             **{k: d.get(k) for k in ("max_r_hat", "min_ess_bulk", "divergences", "converged",
+                                                      "cache", "from_cache")}))
         pd_ = ov.predict_draws(held, draws, seed)
         base = (rest.met.sum() + 1) / (len(rest) + 2)
         for j, r in enumerate(held.itertuples()):

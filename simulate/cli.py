@@ -270,13 +270,10 @@ def fit_cmd(data_files, plan_files, as_of, model, quiet, wide):
     from .join import MIN_CASES, known_cases, outside_view
 
     if len(known_cases(reg, as_of)) >= MIN_CASES:
-        ov = outside_view(reg, as_of)
-        ref = dict(ov.diagnostics(), cases=len(ov.cases), from_cache=bool(ov.from_cache))
+        ref = outside_view(reg, as_of).reported()
         click.echo("reference class: " + json.dumps(ref, ensure_ascii=False))
         if ref.get("converged") is False:
-            click.echo(f"WARNING: the reference class of past plans did not converge (max R-hat "
-                       f"{ref['max_r_hat']:.3f}, min ESS {ref['min_ess_bulk']:.0f}, divergences {ref['divergences']})",
-                       err=True)
+            click.echo(f"WARNING: the reference class of past plans did not converge ({_figures(ref)})", err=True)
 
 
 def diagnostics_table(per: pd.DataFrame) -> pd.DataFrame:
@@ -311,19 +308,22 @@ def _run(scenarios, plan_ids, draws, seed, plan_files, data_files):
     return reg, loaded, results
 
 
+def _figures(d: dict) -> str:
+    """A fit's convergence figures, as every warning prints them."""
+    return f"max R-hat {d['max_r_hat']:.3f}, min ESS {d['min_ess_bulk']:.0f}, divergences {d['divergences']}"
+
+
 def _check_convergence(results, strict):
     bad = [r for r in results if r.diagnostics.get("converged") is False]
     for r in bad:
         d = r.diagnostics
-        click.echo(f"WARNING: scenario {r.scenario.name}: the model did not converge (max R-hat {d['max_r_hat']:.3f}, "
-                   f"min ESS {d['min_ess_bulk']:.0f}, divergences {d['divergences']}); probabilities of series "
-                   f"{', '.join(d['series_not_converged'][:8]) or '(global parameters)'} are unreliable", err=True)
+        click.echo(f"WARNING: scenario {r.scenario.name}: the model did not converge ({_figures(d)}); probabilities "
+                   f"of series {', '.join(d['series_not_converged'][:8]) or '(global parameters)'} are unreliable",
+                   err=True)
     bad_ref = [r for r in results if r.diagnostics.get("reference_class", {}).get("converged") is False]
     for r in bad_ref:
-        d = r.diagnostics["reference_class"]
         click.echo(f"WARNING: scenario {r.scenario.name}: the reference class of past plans did not converge "
-                   f"(max R-hat {d['max_r_hat']:.3f}, min ESS {d['min_ess_bulk']:.0f}, divergences "
-                   f"{d['divergences']}); the joined probabilities are unreliable", err=True)
+                   f"({_figures(r.diagnostics['reference_class'])}); the joined probabilities are unreliable", err=True)
     if (bad or bad_ref) and strict:
         sys.exit(3)
 

@@ -134,13 +134,13 @@ def _reason(zh: bool, kg: str, met: int, n: int, po, lo, hi, pin, w) -> str:
 def join_views(rows: list[dict], met_draws: dict, metrics: dict, plans, reg, sc, forecaster, draws: int, seed: int):
     """Add p_inside / p_outside / weight to every row and replace p_met and the
     met-draws by the joined ones (in place).  Returns the reference-class fit's
-    diagnostics (:meth:`models.outside.OutsideView.diagnostics`, with its number of
+    diagnostics (:meth:`models.outside.OutsideView.reported`: with its number of
     cases and cache file), or None when there is no reference class."""
     cases = known_cases(reg, sc.as_of)
     if len(cases) < MIN_CASES:
         return None     # a registry without a reference class (a user's own IPSIM_HOME): the trend model alone
     ov = outside_view(reg, sc.as_of)
-    told = dict(ov.diagnostics(), cases=len(cases), cache=str(ov.path or ""), from_cache=bool(ov.from_cache))
+    told = ov.reported()
     by_key = {(r["plan"], r["indicator"]): r for r in rows}
     feats, keys = [], []
     for p in plans:
