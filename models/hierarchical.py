@@ -94,6 +94,7 @@ import pandas as pd
 import xarray as xr
 
 from .base import Forecaster, stable_seed
+from .compiled import compile_for_nutpie  # noqa: F401  (the one compile path; re-exported for callers)
 from .panel import Panel
 from .posterior_file import read_group, write_inference_data
 from .quiet import import_quietly, quiet_sampling, warn
@@ -145,22 +146,6 @@ def resolve_sampler(sampler: str | None) -> str:
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
     return sampler
-
-
-def compile_for_nutpie(model):
-    """The model compiled by PyTensor's numba backend, for nutpie — without fast-math.
-
-    With fast-math (PyTensor's default) LLVM may reorder floating-point sums, and
-    whether it does depends on what got inlined — which differs between a fresh compile
-    and one assembled from the disk cache.  The draws then differed in the last bits,
-    and after a few hundred NUTS steps entirely: the same seed gave two posteriors
-    (a test fits twice, with a cold and with a warm cache).  IEEE arithmetic keeps the
-    seed's promise."""
-    import nutpie
-    import pytensor
-
-    with pytensor.config.change_flags(numba__fastmath=False):
-        return nutpie.compile_pymc_model(model, backend="numba")
 
 
 # The convergence rules every fit is held to (README, Accuracy): R-hat at most 1.01,

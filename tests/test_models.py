@@ -645,6 +645,60 @@ def test_same_seed_same_draws_with_a_cold_and_a_warm_compile_cache(tmp_path):
     assert hashes[0] == hashes[1]
 
 
+def _call_entry_points(compiled, x):
+    """(return code, log density, gradient) and (return code, expanded draw) of nutpie's
+    two C entry points at ``x``, called as nutpie's sampler calls them."""
+    import ctypes
+
+    dbl = ctypes.POINTER(ctypes.c_double)
+    logp = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, dbl, dbl, dbl, ctypes.c_void_p)(
+        compiled.compiled_logp_func.address)
+    expand = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, dbl, dbl, ctypes.c_void_p)(
+        compiled.compiled_expand_func.address)
+    x = np.ascontiguousarray(x, dtype=float)
+    grad, value, out = np.zeros(compiled.n_dim), np.zeros(()), np.zeros(compiled.n_expanded)
+    ud = compiled.user_data.ctypes.data
+    rc = logp(compiled.n_dim, x.ctypes.data_as(dbl), grad.ctypes.data_as(dbl), value.ctypes.data_as(dbl), ud)
+    rc_expand = expand(compiled.n_dim, compiled.n_expanded, x.ctypes.data_as(dbl), out.ctypes.data_as(dbl), ud)
+    wrong = (logp(compiled.n_dim + 1, x.ctypes.data_as(dbl), grad.ctypes.data_as(dbl), value.ctypes.data_as(dbl), ud),
+             expand(compiled.n_dim, compiled.n_expanded + 1, x.ctypes.data_as(dbl), out.ctypes.data_as(dbl), ud))
+    return (rc, float(value), grad.copy()), (rc_expand, out.copy()), wrong
+
+
+@pytest.mark.slow
+def test_nutpie_entry_points_come_from_the_disk_cache_and_compute_what_nutpie_s_own_do():
+    """The log density + gradient and the expand function nutpie calls are ipsim's own
+    C functions around the graph's numba function (models/compiled.py): kept in the disk
+    cache, so a model compiled before loads them instead of compiling them (nutpie's own
+    cannot be cached: every fit compiled them, ≈ 6 s on the shipped model).  They must
+    compute exactly what nutpie's do — the same numbers bit for bit at ordinary and at
+    extreme points, the same return codes, wrong sizes refused — or the same seed would
+    no longer give the same draws."""
+    import nutpie
+    import pytensor
+
+    from models.compiled import compile_for_nutpie, takes_cached_path
+
+    assert takes_cached_path()          # an upgrade of nutpie/PyTensor that loses it shows here
+    panel, _, _ = synthetic_panel(seed=5, n_codes=3, n_places=3)
+    ours = compile_for_nutpie(HierarchicalGrowth().build_model(panel))
+    again = compile_for_nutpie(HierarchicalGrowth().build_model(panel))
+    assert again.compiled_logp_func._cache_hits == 1 and again.compiled_expand_func._cache_hits == 1
+    with pytensor.config.change_flags(numba__fastmath=False):
+        theirs = nutpie.compile_pymc_model(HierarchicalGrowth().build_model(panel), backend="numba")
+    assert (ours.n_dim, ours.n_expanded) == (theirs.n_dim, theirs.n_expanded)
+    rng = np.random.default_rng(0)
+    points = [rng.normal(scale=s, size=ours.n_dim) for s in (0.1, 1.0, 3.0)] + [np.full(ours.n_dim, 800.0)]
+    codes = []
+    for x in points:
+        a, b = _call_entry_points(ours, x), _call_entry_points(theirs, x)
+        codes.append(a[0][0])
+        assert a[0][0] == b[0][0] and a[1][0] == b[1][0] and a[2] == b[2] == (-1, -1)
+        assert np.array_equal(a[0][1], b[0][1], equal_nan=True) and np.array_equal(a[0][2], b[0][2], equal_nan=True)
+        assert np.array_equal(a[1][1], b[1][1], equal_nan=True)
+    assert codes[0] == 0 and codes[-1] != 0     # an ordinary point, and one refused (here: an exception, 1)
+
+
 @pytest.mark.slow
 def test_both_samplers_draw_the_same_posterior(tmp_path):
     """nutpie (numba backend, the default) and PyMC's own NUTS (C backend) run the same
