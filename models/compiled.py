@@ -100,11 +100,77 @@ def compile_for_nutpie(model):
     import nutpie
     import pytensor
 
-    with pytensor.config.change_flags(numba__fastmath=False):
-        try:
-            return _compile_cached(model)
-        except _Unsupported:
-            return nutpie.compile_pymc_model(model, backend="numba")
+    def compile_once():
+        with pytensor.config.change_flags(numba__fastmath=False):
+            try:
+                return _compile_cached(model)
+            except _Unsupported:
+                return nutpie.compile_pymc_model(model, backend="numba")
+
+    try:
+        return compile_once()
+    except Exception:
+        # numba reads its disk cache without checking it: a truncated or unreadable
+        # entry (a full disk, a killed process, another user's file) ends the fit in a
+        # pickle traceback.  Such entries are found, discarded and compiled again —
+        # one warning line; anything else is not the cache's fault and is raised as is.
+        damaged = discard_damaged_entries()
+        if not damaged:
+            raise
+        from .quiet import warn
+
+        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        warn(f"warning: damaged compile-cache file discarded: {damaged[0]}{more}; compiling the model again")
+        return compile_once()
+
+
+def compile_cache_dirs() -> list:
+    """Where numba keeps what a fit compiles: PyTensor's numba cache (the graph's parts
+    and the C entry points) and the Kalman filter's kernels' cache."""
+    from pathlib import Path
+
+    from . import kalman
+
+    dirs = []
+    try:
+        from pytensor.link.numba.cache import NUMBA_CACHE_PATH
+
+        dirs.append(Path(NUMBA_CACHE_PATH))
+    except ImportError:
+        pass
+    for kernel in (getattr(kalman, "_forward", None), getattr(kalman, "_backward", None)):
+        path = getattr(getattr(kernel, "_cache", None), "_cache_path", None)
+        if path:
+            dirs.append(Path(path))
+    return list(dict.fromkeys(dirs))
+
+
+def discard_damaged_entries(dirs=None) -> list:
+    """Remove every numba cache file in ``dirs`` (default :func:`compile_cache_dirs`)
+    that cannot be read back — an index (``.nbi``: a version, then the pickled table)
+    or a data file (``.nbc``: one pickle) — and return their paths.  numba treats a
+    missing file as a cache miss and writes it again."""
+    import pickle
+
+    damaged = []
+    for d in dirs if dirs is not None else compile_cache_dirs():
+        if not d.is_dir():
+            continue
+        for path in sorted(d.iterdir()):
+            if path.suffix not in (".nbi", ".nbc"):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    if path.suffix == ".nbi":
+                        pickle.load(f)
+                    pickle.loads(f.read())
+            except Exception:
+                try:
+                    path.unlink()
+                except OSError:
+                    continue        # not ours to remove: the original error stands
+                damaged.append(path)
+    return damaged
 
 
 def takes_cached_path() -> bool:

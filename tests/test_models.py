@@ -699,6 +699,87 @@ def test_nutpie_entry_points_come_from_the_disk_cache_and_compute_what_nutpie_s_
     assert codes[0] == 0 and codes[-1] != 0     # an ordinary point, and one refused (here: an exception, 1)
 
 
+def test_damaged_compile_cache_files_are_found_and_only_they_are_removed(tmp_path):
+    """discard_damaged_entries removes a truncated index, a truncated data file and a
+    file that is not a pickle, keeps readable entries and other files, and says which."""
+    import pickle
+
+    from models.compiled import discard_damaged_entries
+
+    good_index = tmp_path / "f-1.py311.nbi"
+    good_index.write_bytes(pickle.dumps(6) + pickle.dumps((0, {"sig": "f-1.py311.1.nbc"})))
+    good_data = tmp_path / "f-1.py311.1.nbc"
+    good_data.write_bytes(pickle.dumps(("library", b"\x00" * 1000)))
+    cut_index = tmp_path / "g-2.py311.nbi"
+    cut_index.write_bytes(good_index.read_bytes()[:-5])
+    cut_data = tmp_path / "g-2.py311.1.nbc"
+    cut_data.write_bytes(good_data.read_bytes()[:100])
+    noise = tmp_path / "h-3.py311.1.nbc"
+    noise.write_bytes(b"not a pickle")
+    other = tmp_path / "notes.txt"
+    other.write_text("kept")
+    removed = discard_damaged_entries([tmp_path, tmp_path / "missing"])
+    assert sorted(removed) == sorted([cut_index, cut_data, noise])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([good_index.name, good_data.name, other.name])
+
+
+def test_a_compile_error_not_caused_by_the_cache_is_raised_and_deletes_nothing(tmp_path, monkeypatch):
+    import pickle
+
+    import models.compiled as compiled
+
+    entry = tmp_path / "f-1.py311.nbi"
+    entry.write_bytes(pickle.dumps(6) + pickle.dumps((0, {})))
+    monkeypatch.setattr(compiled, "compile_cache_dirs", lambda: [tmp_path])
+
+    def broken(model):
+        raise ValueError("a model bug")
+
+    monkeypatch.setattr(compiled, "_compile_cached", broken)
+    with pytest.raises(ValueError, match="a model bug"):
+        compiled.compile_for_nutpie(None)
+    assert entry.exists()
+
+
+@pytest.mark.slow
+def test_a_fit_survives_damaged_compile_cache_files_with_one_warning_line(tmp_path):
+    """Issue 14 item 2 (cache safely): numba read a truncated compile-cache file without
+    checking it, and the fit ended in an UnpicklingError traceback.  Now the damaged
+    files — here one of ipsim's C entry points and one of the graph's parts — are
+    discarded with one warning line and compiled again, and the run after that is
+    silent (the entries were written anew)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from models import HierarchicalGrowth\n"
+        "from models.compiled import compile_for_nutpie\n"
+        "from models.synthetic import synthetic_panel\n"
+        "compile_for_nutpie(HierarchicalGrowth().build_model(synthetic_panel(seed=5, n_codes=3, n_places=3)[0]))\n"
+        "print('COMPILED')\n"
+    ) % str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'pt'}", NUMBA_CACHE_DIR=str(tmp_path / "nb"))
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0 and "COMPILED" in out.stdout, out.stderr[-2000:]
+        return [ln for ln in out.stderr.splitlines() if ln.startswith("warning:")], out.stderr
+
+    assert run()[0] == []
+    cache = tmp_path / "pt" / "numba"
+    ours = sorted(cache.glob("*ipsim_nutpie_logp*.nbc"))
+    part = max((p for p in cache.glob("*.nbc") if "ipsim" not in p.name), key=lambda p: p.stat().st_size)
+    assert ours
+    for p in (ours[0], part):
+        p.write_bytes(p.read_bytes()[:100])
+    lines, err = run()
+    assert len(lines) == 1 and "damaged compile-cache file discarded" in lines[0] and "and 1 more" in lines[0], err[-1500:]
+    assert "Traceback" not in err
+    assert run()[0] == []
+
+
 @pytest.mark.slow
 def test_both_samplers_draw_the_same_posterior(tmp_path):
     """nutpie (numba backend, the default) and PyMC's own NUTS (C backend) run the same
