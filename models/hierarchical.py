@@ -279,13 +279,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "ipsim"
 
 
-# Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie,
-# 2026-11-26, stop 28): compiling ≈ 65 s on a machine that never compiled it (PyTensor's
-# numba cache empty; the reference class is fitted beside it), ≈ 12–26 s once that cache
-# holds its parts; then 25–32 s for 4 chains × 3,000 iterations on 2 cores with the
-# diagonal mass matrix (40 s with the low-rank one), about linear in series × draws.
-COMPILE_SECONDS_COLD = 65.0
-COMPILE_SECONDS_WARM = 20.0
+# Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie): compiling
+# 42–45 s on a machine that never compiled it (stop 34, benchmarks/compile.py and
+# first_run.py; ≈ 52 s in a slow hour), 4–19 s once PyTensor's numba cache holds its
+# parts (the same graph 4 s, a changed panel 19 s; since nutpie's C entry points are
+# cached too, models/compiled.py); then 25–32 s for 4 chains × 3,000 iterations on 2 cores
+# with the diagonal mass matrix (40 s with the low-rank one), about linear in series × draws.
+COMPILE_SECONDS_COLD = 50.0
+COMPILE_SECONDS_WARM = 12.0
 SAMPLE_SECONDS_PER_SERIES_DRAW = 0.00003
 
 
