@@ -26,6 +26,11 @@ The C functions keep nutpie's contract exactly (return codes 0 ok, -1 wrong size
 installed nutpie or PyTensor is not laid out as this module expects (another version),
 or the graph has no cache key, the model is compiled by ``nutpie.compile_pymc_model``
 as before; a test checks that the installed versions take the cached path.
+
+numba trusts its disk cache: a truncated or unreadable file (a full disk, a killed run)
+made the compile fail in a pickle traceback.  When a compile fails, the cache files that
+cannot be read back are removed (:func:`discard_damaged_entries`) with one ``warning:``
+line and the model compiled again; a failure with an intact cache is raised unchanged.
 """
 from __future__ import annotations
 
