@@ -47,7 +47,11 @@ def main():
         return child(None if sys.argv[2] == "all" else int(sys.argv[2]))
     tmp = Path(tempfile.mkdtemp())
     env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp / 'pytensor'}", NUMBA_CACHE_DIR=str(tmp / "numba"))
-    print("compile of the shipped model for nutpie (numba backend), each in a fresh process")
+    sys.path.insert(0, str(ROOT))
+    from models.compiled import takes_cached_path
+
+    print("compile of the shipped model for nutpie (numba backend), each in a fresh process; C entry points: "
+          + ("ipsim's, cached (models/compiled.py)" if takes_cached_path() else "nutpie's own (fallback)"))
     for label, as_of in (("cold caches", "all"), ("same panel, caches kept", "all"),
                          ("changed panel (as of 2023), caches kept", "2023")):
         t = time.perf_counter()
