@@ -78,8 +78,9 @@ def ipsim_nutpie_expand(dim, expanded, x_, out_, user_data_):
     return 0
 '''
 
-# The C signatures nutpie calls (the same as in nutpie/compile_pymc.py).
+
 def _signatures():
+    """The C signatures nutpie calls (the same as in nutpie/compile_pymc.py)."""
     from numba import types
 
     logp = types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),
@@ -129,20 +130,27 @@ def compile_for_nutpie(model):
         return compile_once()
 
 
+def pytensor_numba_cache(base=None):
+    """PyTensor's numba cache (the graph's parts and ipsim's C entry points): ``numba``
+    under ``base``, by default PyTensor's ``base_compiledir`` (read from its config
+    without importing numba: a warm run asks whether the cache is warm)."""
+    from pathlib import Path
+
+    if base is None:
+        import pytensor
+
+        base = pytensor.config.base_compiledir
+    return Path(base) / "numba"
+
+
 def compile_cache_dirs() -> list:
-    """Where numba keeps what a fit compiles: PyTensor's numba cache (the graph's parts
-    and the C entry points) and the Kalman filter's kernels' cache."""
+    """Where numba keeps what a fit compiles: PyTensor's numba cache and the Kalman
+    filter's kernels' cache."""
     from pathlib import Path
 
     from . import kalman
 
-    dirs = []
-    try:
-        from pytensor.link.numba.cache import NUMBA_CACHE_PATH
-
-        dirs.append(Path(NUMBA_CACHE_PATH))
-    except ImportError:
-        pass
+    dirs = [pytensor_numba_cache()]
     for kernel in (getattr(kalman, "_forward", None), getattr(kalman, "_backward", None)):
         path = getattr(getattr(kernel, "_cache", None), "_cache_path", None)
         if path:
@@ -225,7 +233,7 @@ def _graph_function(pytensor_fn, cache_key_of):
     key = cache_key_of.get(py_func) if py_func is not None else None
     inner = getattr(py_func, "__globals__", {}).get("jitable_func")
     if key is None or inner is None:
-        raise _Unsupported("the graph function has no PyTensor cache key")
+        raise _Unsupported("the graph function has no PyTensor cache key or no wrapper as expected")
     return inner, key
 
 

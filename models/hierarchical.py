@@ -95,6 +95,7 @@ import xarray as xr
 
 from .base import Forecaster, stable_seed
 from .compiled import compile_for_nutpie  # noqa: F401  (the one compile path; re-exported for callers)
+from .compiled import pytensor_numba_cache
 from .panel import Panel
 from .posterior_file import read_group, write_inference_data
 from .quiet import import_quietly, quiet_sampling, warn
@@ -294,11 +295,7 @@ def compile_cache_is_warm(base: Path | None = None) -> bool:
     """Whether PyTensor's numba cache (under ``base``, default PyTensor's
     ``base_compiledir``) already holds compiled parts — a model was compiled on this
     machine before — which takes most of the compile time off."""
-    if base is None:
-        import pytensor
-
-        base = pytensor.config.base_compiledir
-    d = Path(base) / "numba"
+    d = pytensor_numba_cache(base)
     try:   # the shipped model leaves ≈ 150 index files there; a few dozen means it was seen
         return sum(1 for _ in itertools.islice(d.rglob("*.nbi"), 50)) >= 50
     except OSError:
