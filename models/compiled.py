@@ -16,10 +16,22 @@ about 3 s each on the shipped model, whether or not the graph had been compiled 
 
 Here the C functions are written as plain module-level source that calls the graph's
 own function directly, registered under the graph's PyTensor cache key: a new graph
-(a first run, a planner's changed data, each shard of a province) pays one pass fewer,
-and a graph compiled before loads its C functions from disk instead of compiling them.
-The arithmetic is the graph's, unchanged (no fast-math): the same seed gives the same
-draws either way (tests/test_models.py).
+(a first run, a new series, each shard of a province) pays one pass fewer, and a graph
+compiled before loads its C functions from disk instead of compiling them.
+
+The panel's numbers are not compiled in (:func:`_lift_data`).  PyTensor folds the data
+into constants while it rewrites the graph, then compiles those constants into the code
+and keys its cache on their values — so every corrected or added reading made another
+graph to compile (≈ 19 s on the shipped model).  After the rewrites the array
+constants become arguments of the graph's function, the C functions read them through
+nutpie's ``user_data`` pointer, and the cache key names the graph's structure and sizes
+only: a planner's edited figures for series the panel already has, or another province
+shard of the same shape, load the compiled model from disk (≈ 5 s).  The rewrites
+themselves ran with the constants, so the compiled arithmetic is the same.
+
+Either way the arithmetic is the graph's, unchanged (no fast-math): the same seed
+gives the same draws (tests/test_models.py; the quick start's outputs are
+byte-identical to those of the code that compiled the numbers in).
 
 The C functions keep nutpie's contract exactly (return codes 0 ok, -1 wrong size,
 1 or -2 an exception, 3 a non-finite gradient, 4 a non-finite log density).  Where the
@@ -38,19 +50,27 @@ import hashlib
 import threading
 from functools import wraps
 
+import numpy as np
+
 # nutpie's own C functions (nutpie/compile_pymc.py, _make_c_logp_func and
 # _make_c_expand_func), written as source so that numba can cache them: the only
-# globals are the graph function, numpy, numba.carray and two sizes, all fixed by the
-# cache key below.
+# globals are the graph function, numpy, numba.carray, nutpie's address-to-pointer
+# intrinsic and three sizes, all fixed by the cache key below.  The panel's numbers
+# are not among them: they arrive at run time through nutpie's ``user_data`` pointer
+# (an array of the data arrays' addresses), so one compiled function serves every
+# panel of the same structure.
 _LOGP_SRC = '''
 def ipsim_nutpie_logp(dim, x_, out_, logp_, user_data_):
     if dim != N_DIM:
         return -1
+    x = carray(x_, (N_DIM,))
+    out = carray(out_, (N_DIM,))
+    logp = carray(logp_, ())
+    data = carray(user_data_, (N_DATA,), np.uintp)
+{unpack}
+    data_arrays = {args}
     try:
-        x = carray(x_, (N_DIM,))
-        out = carray(out_, (N_DIM,))
-        logp = carray(logp_, ())
-        logp_val, grad = graph_fn(x)
+        logp_val, grad = graph_fn(x, data_arrays)
         logp[()] = logp_val
         out[...] = grad
         if not np.all(np.isfinite(out)):
@@ -68,15 +88,47 @@ def ipsim_nutpie_expand(dim, expanded, x_, out_, user_data_):
         return -1
     if expanded != N_EXPANDED:
         return -1
+    x = carray(x_, (N_DIM,))
+    out = carray(out_, (N_EXPANDED,))
+    data = carray(user_data_, (N_DATA,), np.uintp)
+{unpack}
+    data_arrays = {args}
     try:
-        x = carray(x_, (N_DIM,))
-        out = carray(out_, (N_EXPANDED,))
-        (values,) = graph_fn(x)
+        (values,) = graph_fn(x, data_arrays)
         out[...] = values
     except Exception:
         return -2
     return 0
 '''
+
+
+def _groups(n: int) -> list:
+    """Positions 0 … n−1 in groups of at most 16, at most 29 groups (the data arrays'
+    nesting in the entry point and the graph function)."""
+    if n > 16 * 29:
+        raise _Unsupported(f"{n} data arrays (at most {16 * 29})")
+    return [range(i, min(i + 16, n)) for i in range(0, n, 16)]
+
+
+def _numpy_name(dtype) -> str:
+    """The name of ``dtype``'s scalar type in numpy 1.26 and 2.x alike."""
+    return "bool_" if dtype == np.bool_ else np.dtype(dtype).name
+
+
+def _with_data(template: str, arrays: list, offset: int) -> str:
+    """The entry point's source reading the graph's data arrays ``arrays`` from the
+    addresses at ``offset``, ``offset + 1``, … of ``user_data`` (shapes and dtypes
+    written out, so the source — part of the cache key — names them).  All of it
+    before the ``try`` (none of it can raise): numba's analysis of a ``try`` block
+    grows steeply with the variables in it (12 arrays unpacked inside it took 37 s to
+    compile, outside 3 s; the arguments of 56 arrays built inside it, 5 s more)."""
+    unpack = "".join(f"    d{i} = carray(pointer_at(data[{offset + i}]), {tuple(a.shape)!r}, np.{_numpy_name(a.dtype)})\n"
+                     for i, a in enumerate(arrays))
+    # The arrays go to the graph function as one tuple of tuples (see
+    # _taking_data_tuple); a tuple display longer than 30 items compiles (CPython 3.11)
+    # to an opcode numba does not support (LIST_TO_TUPLE), hence groups of 16.
+    args = "(" + "".join("(" + "".join(f"d{i}, " for i in g) + "), " for g in _groups(len(arrays))) + ")"
+    return template.format(unpack=unpack.rstrip("\n"), args=args)
 
 
 def _signatures():
@@ -199,13 +251,17 @@ def takes_cached_path() -> bool:
 def _internals():
     try:
         import nutpie.compile_pymc as ncp
-        from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+        from pytensor.link.numba.cache import compile_numba_function_src
     except ImportError as e:
         raise _Unsupported(str(e)) from e
-    needed = ("_make_functions", "_prepare_dims_and_coords", "make_user_data", "CompiledPyMCModel")
+    try:
+        from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+    except ImportError as e:
+        raise _Unsupported(str(e)) from e
+    needed = ("_make_functions", "_prepare_dims_and_coords", "CompiledPyMCModel", "address_as_void_pointer")
     if not all(hasattr(ncp, n) for n in needed):
         raise _Unsupported("nutpie.compile_pymc lacks " + ", ".join(n for n in needed if not hasattr(ncp, n)))
-    return ncp, CACHED_SRC_FUNCTIONS, compile_numba_function_src
+    return ncp, numba_funcify_and_cache_key, compile_numba_function_src
 
 
 def _initial_point_fn(model):
@@ -225,23 +281,84 @@ def _initial_point_fn(model):
     return locked
 
 
-def _graph_function(pytensor_fn, cache_key_of):
-    """(the graph's own numba function, its PyTensor cache key) behind PyTensor
-    function ``pytensor_fn`` — the function PyTensor's "final" wrapper calls."""
-    final = getattr(getattr(pytensor_fn, "vm", None), "jit_fn", None)
-    py_func = getattr(final, "py_func", None)
-    key = cache_key_of.get(py_func) if py_func is not None else None
-    inner = getattr(py_func, "__globals__", {}).get("jitable_func")
-    if key is None or inner is None:
-        raise _Unsupported("the graph function has no PyTensor cache key or no wrapper as expected")
-    return inner, key
+def _lift_data(fgraph):
+    """``fgraph`` with its array constants as extra, trailing inputs, and their values.
+
+    PyTensor compiles a graph's constants into its code and keys its disk cache on
+    their values, so every change to the panel's numbers (a planner's corrected or
+    added readings) made a new graph to compile (≈ 19 s on the shipped model).  After
+    PyTensor's rewrites the arrays left as constants are the panel's numbers and index
+    arrays; made inputs, the compiled graph depends on the panel's structure and sizes
+    only.  Scalars stay constants (they are the model's, or fused into its
+    elementwise loops), and so does any array an in-place operation would write to
+    (none today: PyTensor never writes into a constant, and the rewrites ran before)."""
+    from pytensor.graph.basic import Constant
+
+    fg = fgraph.clone()
+    written = {id(node.inputs[i]) for node in fg.apply_nodes
+               for inputs in getattr(node.op, "destroy_map", {}).values() for i in inputs}
+    constants = {}
+    for node in fg.toposort():                      # a fixed order: the source and key follow it
+        for var in node.inputs:
+            if (isinstance(var, Constant) and getattr(var.type, "ndim", 0) >= 1
+                    and id(var) not in written and id(var) not in constants):
+                constants[id(var)] = var
+    pairs = [(const, const.type()) for const in constants.values()]
+    for _, var in pairs:
+        fg.add_input(var)
+    fg.replace_all(pairs, import_missing=True)
+    values = []
+    for const, _ in pairs:
+        value = np.ascontiguousarray(const.data)
+        value.flags.writeable = False
+        values.append(value)
+    return fg, values
+
+
+def _taking_data_tuple(py_func, n_data: int, compile_src):
+    """PyTensor's Python source of a lifted graph's function (``x`` and ``n_data``
+    arrays as arguments), rewritten to take ``(x, data)`` with the arrays nested in
+    ``data`` as the entry points build it, and compiled as PyTensor compiles it.
+
+    Why: the entry point must call the graph inside a ``try`` (nutpie's contract:
+    an exception returns 1), and a call with dozens of arguments there took ≈ 3 s
+    longer to compile (numba's handling of a ``try`` block grows with the temporaries
+    in it; a helper function in between is a further layer numba optimises again, and
+    cost more).  Unpacking the tuple inside the graph function costs nothing."""
+    import re
+
+    from pytensor.link.numba.dispatch.basic import numba_njit
+
+    src = getattr(py_func, "__source__", None)
+    head, _, body = (src or "").partition("\n")
+    match = re.fullmatch(r"def (\w+)\(([^()]*)\):", head.strip())
+    params = [p.strip() for p in match.group(2).split(",")] if match else []
+    if len(params) != 1 + n_data or not body.startswith("    "):
+        raise _Unsupported("PyTensor's graph function source is not laid out as expected")
+    names = iter(params[1:])
+    unpack = "".join("(" + "".join(f"{next(names)}, " for _ in g) + "), " for g in _groups(n_data))
+    new_src = (f"def {match.group(1)}({params[0]}, ipsim_data_arrays):\n"
+               + (f"    {unpack} = ipsim_data_arrays\n" if n_data else "") + body)
+    return numba_njit(compile_src(new_src, match.group(1), global_env=dict(py_func.__globals__)))
+
+
+def _graph_function(pytensor_fn, funcify, compile_src):
+    """(the numba function of the graph behind PyTensor function ``pytensor_fn``,
+    taking ``(x, data)``; its PyTensor cache key; the data arrays)."""
+    fg, values = _lift_data(pytensor_fn.maker.fgraph)
+    # PyTensor's key is that of the graph (its nodes, their types and wiring, the
+    # constants left), not of this source: it names the ipsim entry points' cache
+    # entries, together with their own source, and nothing else is cached under it
+    jitted, key = funcify(fg, fgraph_name="ipsim_lifted_graph")
+    if key is None:
+        raise _Unsupported("the graph function has no PyTensor cache key")
+    return _taking_data_tuple(getattr(jitted, "py_func", None), len(values), compile_src), key, values
 
 
 def _cached_cfunc(src: str, name: str, signature, env: dict, key: str, compile_src):
     import warnings
 
     import numba
-    import numpy as np
 
     # The key names the graph, the sizes and this source: PyTensor's cache locator
     # trusts the key alone (it never looks at the source's age).
@@ -258,26 +375,34 @@ def _cached_cfunc(src: str, name: str, signature, env: dict, key: str, compile_s
 
 
 def _compile_cached(model):
-    ncp, cache_key_of, compile_src = _internals()
+    ncp, funcify, compile_src = _internals()
     initial = _initial_point_fn(model)
     n_dim, n_expanded, logp_fn_pt, expand_fn_pt, initial_point_fn, shape_info = ncp._make_functions(
         model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=initial)
     if logp_fn_pt.get_shared() or expand_fn_pt.get_shared():
         # nutpie passes shared variables through user_data; ipsim's models have none
         raise _Unsupported("the model has shared variables")
-    logp_graph, logp_key = _graph_function(logp_fn_pt, cache_key_of)
-    expand_graph, expand_key = _graph_function(expand_fn_pt, cache_key_of)
+    logp_graph, logp_key, logp_data = _graph_function(logp_fn_pt, funcify, compile_src)
+    expand_graph, expand_key, expand_data = _graph_function(expand_fn_pt, funcify, compile_src)
+    data = logp_data + expand_data
+    # nutpie hands both C functions the same user_data pointer: the addresses of the
+    # log density's arrays, then the expansion's
+    addresses = np.array([a.ctypes.data for a in data] or [0], dtype=np.uintp)
+    sizes = dict(N_DIM=int(n_dim), N_DATA=len(addresses))
     logp_sig, expand_sig = _signatures()
-    logp = _cached_cfunc(_LOGP_SRC, "ipsim_nutpie_logp", logp_sig,
-                         dict(graph_fn=logp_graph, N_DIM=int(n_dim)), logp_key, compile_src)
-    expand = _cached_cfunc(_EXPAND_SRC, "ipsim_nutpie_expand", expand_sig,
-                           dict(graph_fn=expand_graph, N_DIM=int(n_dim), N_EXPANDED=int(n_expanded)),
+    logp = _cached_cfunc(_with_data(_LOGP_SRC, logp_data, 0), "ipsim_nutpie_logp", logp_sig,
+                         dict(sizes, graph_fn=logp_graph, pointer_at=ncp.address_as_void_pointer),
+                         logp_key, compile_src)
+    expand = _cached_cfunc(_with_data(_EXPAND_SRC, expand_data, len(logp_data)), "ipsim_nutpie_expand",
+                           expand_sig, dict(sizes, graph_fn=expand_graph, N_EXPANDED=int(n_expanded),
+                                            pointer_at=ncp.address_as_void_pointer),
                            expand_key, compile_src)
-    user_data = ncp.make_user_data({}, {})
     dims, coords = ncp._prepare_dims_and_coords(model, shape_info)
     return ncp.CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
         compiled_logp_func=logp, compiled_expand_func=expand, initial_point_func=initial_point_fn,
-        shared_data={}, user_data=user_data, n_expanded=n_expanded, shape_info=shape_info,
-        logp_func=logp_fn_pt, expand_func=expand_fn_pt)
+        # the data arrays live as long as the compiled model (nutpie keeps the model
+        # alive while it samples); nutpie's with_data does not apply to them
+        shared_data={f"ipsim_data_{i}": a for i, a in enumerate(data)}, user_data=addresses,
+        n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_fn_pt, expand_func=expand_fn_pt)

@@ -699,6 +699,39 @@ def test_nutpie_entry_points_come_from_the_disk_cache_and_compute_what_nutpie_s_
     assert codes[0] == 0 and codes[-1] != 0     # an ordinary point, and one refused (here: an exception, 1)
 
 
+
+@pytest.mark.slow
+def test_a_panel_with_other_numbers_reuses_the_compiled_model_and_computes_with_its_own_numbers():
+    """A planner's corrected or added readings change the panel's numbers, not its
+    structure: the compiled entry points are loaded from the disk cache (before, the
+    numbers were constants of the compiled code and every such change compiled the
+    model again, ≈ 19 s on the shipped one) — and compute with the new numbers, bit for
+    bit as nutpie's own compile of the changed panel does, not with the cached ones."""
+    import dataclasses
+
+    import nutpie
+    import pytensor
+
+    from models.compiled import compile_for_nutpie
+
+    panel, _, _ = synthetic_panel(seed=5, n_codes=3, n_places=3)
+    points = panel.points.copy()
+    points.loc[points.index[0], "z"] += 0.1            # a reading corrected
+    points.loc[points.index[-1], "sd"] *= 2.0          # another one less sure
+    other = dataclasses.replace(panel, points=points)
+    before = compile_for_nutpie(HierarchicalGrowth().build_model(panel))
+    after = compile_for_nutpie(HierarchicalGrowth().build_model(other))
+    assert after.compiled_logp_func._cache_hits == 1 and after.compiled_expand_func._cache_hits == 1
+    with pytensor.config.change_flags(numba__fastmath=False):
+        theirs = nutpie.compile_pymc_model(HierarchicalGrowth().build_model(other), backend="numba")
+    rng = np.random.default_rng(1)
+    for x in [rng.normal(scale=s, size=after.n_dim) for s in (0.1, 1.0)]:
+        ours, old, ref = (_call_entry_points(c, x) for c in (after, before, theirs))
+        assert ours[0][0] == ref[0][0] == 0
+        assert ours[0][1] == ref[0][1] != old[0][1]
+        assert np.array_equal(ours[0][2], ref[0][2]) and not np.array_equal(ours[0][2], old[0][2])
+        assert np.array_equal(ours[1][1], ref[1][1])
+
 def test_damaged_compile_cache_files_are_found_and_only_they_are_removed(tmp_path):
     """discard_damaged_entries removes a truncated index, a truncated data file and a
     file that is not a pickle, keeps readable entries and other files, and says which."""
