@@ -36,8 +36,9 @@ byte-identical to those of the code that compiled the numbers in).
 The C functions keep nutpie's contract exactly (return codes 0 ok, -1 wrong size,
 1 or -2 an exception, 3 a non-finite gradient, 4 a non-finite log density).  Where the
 installed nutpie or PyTensor is not laid out as this module expects (another version),
-or the graph has no cache key, the model is compiled by ``nutpie.compile_pymc_model``
-as before; a test checks that the installed versions take the cached path.
+the graph has no cache key, or its numbers cannot be made arguments, the model is
+compiled by ``nutpie.compile_pymc_model`` as before; a test checks that the installed
+versions take the cached path.
 
 numba trusts its disk cache: a truncated or unreadable file (a full disk, a killed run)
 made the compile fail in a pickle traceback.  When a compile fails, the cache files that
@@ -382,8 +383,16 @@ def _compile_cached(model):
     if logp_fn_pt.get_shared() or expand_fn_pt.get_shared():
         # nutpie passes shared variables through user_data; ipsim's models have none
         raise _Unsupported("the model has shared variables")
-    logp_graph, logp_key, logp_data = _graph_function(logp_fn_pt, funcify, compile_src)
-    expand_graph, expand_key, expand_data = _graph_function(expand_fn_pt, funcify, compile_src)
+    try:
+        logp_graph, logp_key, logp_data = _graph_function(logp_fn_pt, funcify, compile_src)
+        expand_graph, expand_key, expand_data = _graph_function(expand_fn_pt, funcify, compile_src)
+    except _Unsupported:
+        raise
+    except Exception as e:
+        # An Op whose numba translation needs one of the lifted arrays to be a
+        # constant (none in ipsim's models today) fails here, before anything is
+        # compiled: such a model is compiled as nutpie compiles it, slower but sound.
+        raise _Unsupported(f"the graph's data could not be made arguments: {e!r}") from e
     data = logp_data + expand_data
     # nutpie hands both C functions the same user_data pointer: the addresses of the
     # log density's arrays, then the expansion's

@@ -732,6 +732,23 @@ def test_a_panel_with_other_numbers_reuses_the_compiled_model_and_computes_with_
         assert np.array_equal(ours[0][2], ref[0][2]) and not np.array_equal(ours[0][2], old[0][2])
         assert np.array_equal(ours[1][1], ref[1][1])
 
+
+def test_a_graph_whose_data_cannot_be_lifted_is_compiled_as_nutpie_compiles_it(monkeypatch):
+    """Should making the panel's numbers arguments fail for some graph (an Op that needs
+    a constant), the fit does not fail: the model is compiled by nutpie's own path."""
+    import models.compiled as compiled
+
+    calls = []
+
+    def refuse(fgraph):
+        raise AttributeError("'TensorVariable' object has no attribute 'data'")
+
+    monkeypatch.setattr(compiled, "_lift_data", refuse)
+    monkeypatch.setattr("nutpie.compile_pymc_model", lambda model, **kw: calls.append(kw) or "nutpie's own")
+    assert compiled.compile_for_nutpie(HierarchicalGrowth().build_model(synthetic_panel(seed=5, n_codes=2, n_places=2)[0])) \
+        == "nutpie's own"
+    assert calls == [dict(backend="numba")]
+
 def test_damaged_compile_cache_files_are_found_and_only_they_are_removed(tmp_path):
     """discard_damaged_entries removes a truncated index, a truncated data file and a
     file that is not a pickle, keeps readable entries and other files, and says which."""
