@@ -103,12 +103,16 @@ def ipsim_nutpie_expand(dim, expanded, x_, out_, user_data_):
 '''
 
 
-def _groups(n: int) -> list:
-    """Positions 0 … n−1 in groups of at most 16, at most 29 groups (the data arrays'
-    nesting in the entry point and the graph function)."""
-    if n > 16 * 29:
-        raise _Unsupported(f"{n} data arrays (at most {16 * 29})")
-    return [range(i, min(i + 16, n)) for i in range(0, n, 16)]
+def _nested(names: list) -> str:
+    """``names`` as a tuple of tuples of at most 16, at most 29 of them — e.g.
+    ``((d0, d1, ), (d2, ), )`` — as the entry point builds the data arrays' argument and
+    the graph function unpacks it: one text for both sides, so they always agree.  A
+    tuple display longer than 30 items compiles (CPython 3.11) to an opcode numba does
+    not support (LIST_TO_TUPLE)."""
+    if len(names) > 16 * 29:
+        raise _Unsupported(f"{len(names)} data arrays (at most {16 * 29})")
+    return "(" + "".join("(" + "".join(f"{n}, " for n in names[i:i + 16]) + "), "
+                         for i in range(0, len(names), 16)) + ")"
 
 
 def _numpy_name(dtype) -> str:
@@ -125,11 +129,8 @@ def _with_data(template: str, arrays: list, offset: int) -> str:
     compile, outside 3 s; the arguments of 56 arrays built inside it, 5 s more)."""
     unpack = "".join(f"    d{i} = carray(pointer_at(data[{offset + i}]), {tuple(a.shape)!r}, np.{_numpy_name(a.dtype)})\n"
                      for i, a in enumerate(arrays))
-    # The arrays go to the graph function as one tuple of tuples (see
-    # _taking_data_tuple); a tuple display longer than 30 items compiles (CPython 3.11)
-    # to an opcode numba does not support (LIST_TO_TUPLE), hence groups of 16.
-    args = "(" + "".join("(" + "".join(f"d{i}, " for i in g) + "), " for g in _groups(len(arrays))) + ")"
-    return template.format(unpack=unpack.rstrip("\n"), args=args)
+    # the arrays go to the graph function as one tuple of tuples (_taking_data_tuple)
+    return template.format(unpack=unpack.rstrip("\n"), args=_nested([f"d{i}" for i in range(len(arrays))]))
 
 
 def _signatures():
@@ -253,9 +254,6 @@ def _internals():
     try:
         import nutpie.compile_pymc as ncp
         from pytensor.link.numba.cache import compile_numba_function_src
-    except ImportError as e:
-        raise _Unsupported(str(e)) from e
-    try:
         from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
     except ImportError as e:
         raise _Unsupported(str(e)) from e
@@ -336,10 +334,8 @@ def _taking_data_tuple(py_func, n_data: int, compile_src):
     params = [p.strip() for p in match.group(2).split(",")] if match else []
     if len(params) != 1 + n_data or not body.startswith("    "):
         raise _Unsupported("PyTensor's graph function source is not laid out as expected")
-    names = iter(params[1:])
-    unpack = "".join("(" + "".join(f"{next(names)}, " for _ in g) + "), " for g in _groups(n_data))
     new_src = (f"def {match.group(1)}({params[0]}, ipsim_data_arrays):\n"
-               + (f"    {unpack} = ipsim_data_arrays\n" if n_data else "") + body)
+               + (f"    {_nested(params[1:])} = ipsim_data_arrays\n" if n_data else "") + body)
     return numba_njit(compile_src(new_src, match.group(1), global_env=dict(py_func.__globals__)))
 
 
@@ -397,14 +393,12 @@ def _compile_cached(model):
     # nutpie hands both C functions the same user_data pointer: the addresses of the
     # log density's arrays, then the expansion's
     addresses = np.array([a.ctypes.data for a in data] or [0], dtype=np.uintp)
-    sizes = dict(N_DIM=int(n_dim), N_DATA=len(addresses))
+    common = dict(N_DIM=int(n_dim), N_DATA=len(addresses), pointer_at=ncp.address_as_void_pointer)
     logp_sig, expand_sig = _signatures()
     logp = _cached_cfunc(_with_data(_LOGP_SRC, logp_data, 0), "ipsim_nutpie_logp", logp_sig,
-                         dict(sizes, graph_fn=logp_graph, pointer_at=ncp.address_as_void_pointer),
-                         logp_key, compile_src)
+                         dict(common, graph_fn=logp_graph), logp_key, compile_src)
     expand = _cached_cfunc(_with_data(_EXPAND_SRC, expand_data, len(logp_data)), "ipsim_nutpie_expand",
-                           expand_sig, dict(sizes, graph_fn=expand_graph, N_EXPANDED=int(n_expanded),
-                                            pointer_at=ncp.address_as_void_pointer),
+                           expand_sig, dict(common, graph_fn=expand_graph, N_EXPANDED=int(n_expanded)),
                            expand_key, compile_src)
     dims, coords = ncp._prepare_dims_and_coords(model, shape_info)
     return ncp.CompiledPyMCModel(

@@ -699,7 +699,6 @@ def test_nutpie_entry_points_come_from_the_disk_cache_and_compute_what_nutpie_s_
     assert codes[0] == 0 and codes[-1] != 0     # an ordinary point, and one refused (here: an exception, 1)
 
 
-
 @pytest.mark.slow
 def test_a_panel_with_other_numbers_reuses_the_compiled_model_and_computes_with_its_own_numbers():
     """A planner's corrected or added readings change the panel's numbers, not its
@@ -748,6 +747,7 @@ def test_a_graph_whose_data_cannot_be_lifted_is_compiled_as_nutpie_compiles_it(m
     assert compiled.compile_for_nutpie(HierarchicalGrowth().build_model(synthetic_panel(seed=5, n_codes=2, n_places=2)[0])) \
         == "nutpie's own"
     assert calls == [dict(backend="numba")]
+
 
 def test_damaged_compile_cache_files_are_found_and_only_they_are_removed(tmp_path):
     """discard_damaged_entries removes a truncated index, a truncated data file and a
