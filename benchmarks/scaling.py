@@ -2,7 +2,7 @@
 counties): synthetic panels of 10, 100, 1 000 and 5 000 series.
 
     python benchmarks/scaling.py [--sizes 10,100,1000,5000] [--draws N] [--budget 1800] [--sampler nutpie]
-    python benchmarks/scaling.py --sizes 1000 --sharded --workers 1,2 [--max-series 200]
+    python benchmarks/scaling.py --sizes 1000 --sharded --workers 1,2 [--max-series 200] [--code-share 0.8]
 
 Each size runs in its own process (so peak memory is that fit's own) with a fresh
 posterior cache.  A size whose fit would exceed --budget seconds is stopped and
@@ -12,8 +12,10 @@ places in shards of at most --max-series series on a Dask LocalCluster of each
 --workers count (peak memory: this process plus the largest worker).  Without
 --sharded and with --province, the same panel is fitted jointly.  Sharded runs also
 print the parent and place stages' wall time and what the workers spent on the place
-shards (the compile and sampling columns are then sums over the place shards).  Prints
-figures; asserts nothing.
+shards (the compile and sampling columns are then sums over the place shards).  ``--code-share s``: each place reports each code with probability s (and
+there are 1/s times as many codes, so about as many series), so that the place shards
+differ in structure as a real province's cities do — each then compiles its own model.
+Prints figures; asserts nothing.
 """
 from __future__ import annotations
 
@@ -37,14 +39,17 @@ def _peak_gib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB → GiB
 
 
-def child(n: int, draws: int | None, sampler: str | None, province: bool, workers: int, max_series: int | None):
+def child(n: int, draws: int | None, sampler: str | None, province: bool, workers: int, max_series: int | None,
+          code_share: float = 1.0):
     sys.path.insert(0, str(ROOT))
     from models import HierarchicalGrowth
     from models.sharding import ShardedGrowth
     from models.synthetic import synthetic_panel
 
     codes, places = SHAPES.get(n, (max(1, n // 10), 10))
-    panel, truth, held = synthetic_panel(seed=11, n_codes=codes, n_places=places, province=province)
+    codes = round(codes / code_share)
+    panel, truth, held = synthetic_panel(seed=11, n_codes=codes, n_places=places, province=province,
+                                         code_share=code_share)
     kw = dict(draws=draws, tune=draws, cache_dir=Path(tempfile.mkdtemp()), use_cache=False, sampler=sampler)
     worker_peak = 0.0
     t = time.perf_counter()
@@ -70,7 +75,10 @@ def child(n: int, draws: int | None, sampler: str | None, province: bool, worker
         stages = {}
     d = m.diagnostics()
     peak = _peak_gib() + worker_peak
+    # shards of different sizes (series, readings per series) compile different models
+    structures = len({(x._A["S"], x._A["K"]) for x in getattr(m, "shards", [m]) if getattr(x, "_A", None)})
     print(json.dumps(dict(series=len(panel.series), readings=len(panel.points), seconds=round(secs, 1),
+                          structures=structures,
                           peak_gib=round(peak, 2), max_r_hat=round(float(d.r_hat.max()), 3),
                           min_ess=int(d.ess_bulk.min()), divergences=int(d.attrs["divergences"]),
                           compile=round(timing["compile"], 1), sampling=round(timing["sampling"], 1),
@@ -106,11 +114,14 @@ def main():
     ap.add_argument("--sharded", action="store_true", help="fit in shards on a Dask LocalCluster (implies --province)")
     ap.add_argument("--workers", default="2", help="Dask worker counts to try with --sharded, e.g. 1,2")
     ap.add_argument("--max-series", type=int, default=None, help="series per place shard (default: one place each)")
+    ap.add_argument("--code-share", type=float, default=1.0,
+                    help="probability that a place reports a code (< 1: place shards of different structure)")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-workers", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        return child(a.child, a.draws, a.sampler, a.province or a.sharded, a.child_workers, a.max_series)
+        return child(a.child, a.draws, a.sampler, a.province or a.sharded, a.child_workers, a.max_series,
+                     a.code_share)
     sys.path.insert(0, str(ROOT))
     from models import HierarchicalGrowth
 
@@ -128,7 +139,8 @@ def main():
         args = [sys.executable, __file__, "--child", str(n)] + (["--draws", str(a.draws)] if a.draws else []) + (
             ["--sampler", a.sampler] if a.sampler else []) + (["--province"] if a.province or a.sharded else []) + (
             ["--sharded", "--child-workers", str(w)] if a.sharded else []) + (
-            ["--max-series", str(a.max_series)] if a.max_series else [])
+            ["--max-series", str(a.max_series)] if a.max_series else []) + (
+            ["--code-share", str(a.code_share)] if a.code_share < 1 else [])
         proc = subprocess.Popen(args,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
@@ -153,7 +165,8 @@ def main():
             print(f"{'':>7} stages: parent shard {st_['parent']:.0f} s, place shards {st_['places']:.0f} s wall; "
                   f"workers spent {st_['place_shards_total']:.0f} s on place shards (compile {r['compile']:.0f} s, "
                   f"sampling {r['sampling']:.0f} s; slowest shard {st_['slowest_shard']:.0f} s) — "
-                  f"{st_['place_shards_total'] / max(st_['places'], 1e-9):.2f} workers busy on average")
+                  f"{st_['place_shards_total'] / max(st_['places'], 1e-9):.2f} workers busy on average; "
+                  f"{r.get('structures', '?')} distinct shard sizes")
 
 
 def how(workers: int) -> str:

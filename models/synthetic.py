@@ -12,7 +12,8 @@ from .panel import Panel
 
 
 def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: float = 0.5, sigma: float = 0.03,
-                    growth_sd: float = 0.03, growth_phi: float = 0.7, province: bool = False):
+                    growth_sd: float = 0.03, growth_phi: float = 0.7, province: bool = False,
+                    code_share: float = 1.0):
     """``n_codes × n_places`` stock series, 1–8 readings each (2015–2022), from the
     model's own structure: code growth means, place deviations, AR(1) level deviations
     and AR(1) growth deviations (stationary sd ``growth_sd``, persistence
@@ -22,6 +23,10 @@ def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: flo
     code too (growing at the code's mean, read every year 2015–2022; drawn from its own
     stream, so the places' data are the same either way): the shape of a province's
     panel, which sharding splits into the province and its places.
+
+    With ``code_share`` < 1 each place reports each code with that probability (drawn
+    from its own stream; the series it keeps have the same data as with 1): places of a
+    real province report different indicators, so their shards differ in structure.
 
     Returns (panel, true series growth means {key: mu}, held-out points [(key, year, value)]
     for 2023–2025)."""
@@ -72,4 +77,11 @@ def synthetic_panel(seed: int = 5, n_codes: int = 8, n_places: int = 6, rho: flo
                                  reliability="official", source="synthetic", note="", lower_bound=False,
                                  file="synthetic", line=0))
             truth[f"prov:{c}"] = mu_code[i]
+    if code_share < 1:
+        pick = np.random.default_rng(seed + 3000)
+        kept = {f"{p}:{c}" for p in places for c in codes if pick.random() < code_share}
+        kept |= {f"prov:{c}" for c in codes}
+        rows = [r for r in rows if f"{r['jurisdiction']}:{r['series']}" in kept]
+        truth = {k: v for k, v in truth.items() if k in kept}
+        held = [h for h in held if h[0] in kept]
     return Panel.from_frame(pd.DataFrame(rows), series, jurs), truth, held

@@ -37,6 +37,17 @@ def test_subset_renumbers_readings_and_keeps_outside_parents():
     assert sub.info("p2:c1").parent == "prov:c1"          # its parent lives in the parent shard
 
 
+def test_places_reporting_some_codes_keep_the_full_panels_data_and_differ_in_shape():
+    full, truth, held = synthetic_panel(seed=3, n_codes=10, n_places=6, province=True)
+    some, truth_s, held_s = synthetic_panel(seed=3, n_codes=10, n_places=6, province=True, code_share=0.6)
+    assert set(some.keys) < set(full.keys) and {f"prov:c{i}" for i in range(10)} <= set(some.keys)
+    assert 0.4 < (len(some.keys) - 10) / 60 < 0.8
+    assert np.array_equal(full.subset(some.keys).points.to_numpy(), some.points.to_numpy())
+    assert truth_s == {k: truth[k] for k in some.keys} and held_s == [h for h in held if h[0] in some.keys]
+    _, shards = split(some)
+    assert len({len(s) for s in shards}) > 1        # the place shards are no longer all alike
+
+
 def test_parent_summary_recovers_known_moments():
     """Draws from known laws → the summary's normals on the unconstrained scales."""
     rng = np.random.default_rng(0)
