@@ -12,10 +12,11 @@ places in shards of at most --max-series series on a Dask LocalCluster of each
 --workers count (peak memory: this process plus the largest worker).  Without
 --sharded and with --province, the same panel is fitted jointly.  Sharded runs also
 print the parent and place stages' wall time and what the workers spent on the place
-shards (the compile and sampling columns are then sums over the place shards).  ``--code-share s``: each place reports each code with probability s (and
-there are 1/s times as many codes, so about as many series), so that the place shards
-differ in structure as a real province's cities do — each then compiles its own model.
-Prints figures; asserts nothing.
+shards (the compile and sampling columns are then sums over the place shards).
+``--code-share s``: each place reports each code with probability s (and there are 1/s
+times as many codes, so about as many series), so that the place shards differ in
+shape as a real province's cities do — each shape compiles its own model.  Prints
+figures; asserts nothing.
 """
 from __future__ import annotations
 
@@ -166,7 +167,7 @@ def main():
                   f"workers spent {st_['place_shards_total']:.0f} s on place shards (compile {r['compile']:.0f} s, "
                   f"sampling {r['sampling']:.0f} s; slowest shard {st_['slowest_shard']:.0f} s) — "
                   f"{st_['place_shards_total'] / max(st_['places'], 1e-9):.2f} workers busy on average; "
-                  f"{r.get('structures', '?')} distinct shard sizes")
+                  f"{r.get('structures', '?')} distinct shard sizes, the parent's included")
 
 
 def how(workers: int) -> str:
