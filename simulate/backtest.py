@@ -4,10 +4,15 @@ Two questions, answered with data the tool could have had at the time:
 
 1. **Series forecasts.** From each origin year, fit every model on the data
    published up to that year (``as_of``), forecast 1–5 years ahead, and score each
-   later full-year reading of every series that had at least ``MIN_HISTORY`` readings
-   of its own by the origin.  Scores: coverage of the 50/80/95 % intervals, CRPS on
-   the transformed scale (log / logit, so a patent count and a percentage are
-   comparable: a CRPS of 0.05 is about a 5 % error), and the log score.
+   later full-year reading of every series that had at least one reading of its own
+   by the origin.  Scores: coverage of the 50/80/95 % intervals, CRPS on the
+   transformed scale (log / logit, so a patent count and a percentage are
+   comparable: a CRPS of 0.05 is about a 5 % error), the log score, and the
+   log-growth error a year of the median.  The headline tables keep the series with
+   at least ``MIN_HISTORY`` readings ("established", comparable with every earlier
+   run); series with one or two readings ("thin history": the footing of most plan
+   targets, whose growth comes mostly or wholly from pooling) are reported beside
+   them, and the growth error by basis on all points.
 2. **Past plans.** For each plan whose outcomes are in the data (``suzhou-2016``,
    ``china-2016``, ``china-2021`` …), judge P(met) as of the plan start and as of
    mid-term with each model, and score it against what happened (Brier, log loss).
@@ -37,7 +42,8 @@ from .scenario import Scenario
 DEFAULT_MODELS = ["hierarchical", "ets", "arima", "cagr", "linear", "last"]
 DEFAULT_ORIGINS = [2015, 2017, 2020, 2022]  # = the plan cases' start and mid-term years
 HORIZONS = 5
-MIN_HISTORY = 3          # own full-year readings by the origin for a series to be scored
+MIN_HISTORY = 3          # own full-year readings by the origin for the headline ("established") tables
+MIN_SCORED = 1           # … for a series to be forecast and scored at all (a level to start from)
 LEVELS = (0.5, 0.8, 0.95)
 PLAN_CASES = ["suzhou-2016", "china-2016", "china-2021"]
 
@@ -52,7 +58,8 @@ class BacktestResult:
     lopo: pd.DataFrame = field(default_factory=pd.DataFrame)         # one row per reference case
 
     def series_scores(self) -> pd.DataFrame:
-        return summarise_points(self.points)
+        """The headline table: the established series (≥ ``MIN_HISTORY`` readings)."""
+        return summarise_points(established(self.points))
 
     def plan_scores(self) -> pd.DataFrame:
         """``model, when, n, brier, log_loss`` on every past target with a known outcome
@@ -136,7 +143,7 @@ def run_backtest(reg: Registry, models=None, origins=None, *, draws: int = 1000,
     points, plan_rows, refusals, fits = [], [], [], []
     for origin in sorted(set(origins) | set(needed)):
         panel = Panel.from_registry(reg, as_of=origin)
-        eligible = [i.key for i in panel.series if i.n_years >= MIN_HISTORY]
+        eligible = [i.key for i in panel.series if i.n_years >= MIN_SCORED]
         years = np.arange(origin + 1, origin + HORIZONS + 1)
         for name in models:
             say(f"origin {origin}: fitting {name} on {len(panel.series)} series …")
@@ -209,6 +216,53 @@ def _judge_plan_case(reg, fc, pid, when, as_of, draws, seed, outcomes, model) ->
             for r in p.itertuples()]
 
 
+HISTORY_SETS = {"established": "≥ 3 readings", "thin": "1–2 readings", "all": "every scored point"}
+
+
+def established(points: pd.DataFrame) -> pd.DataFrame:
+    """Points of series with at least ``MIN_HISTORY`` readings of their own by the origin."""
+    return points[points.n_years >= MIN_HISTORY] if len(points) else points
+
+
+def thin(points: pd.DataFrame) -> pd.DataFrame:
+    """Points of series with fewer (one or two): growth comes mostly or wholly from pooling."""
+    return points[points.n_years < MIN_HISTORY] if len(points) else points
+
+
+def by_history(points: pd.DataFrame, table) -> pd.DataFrame:
+    """``table(points)`` for the established, thin and all points, one column ``history``."""
+    parts = []
+    for name, pick in (("established", established), ("thin", thin), ("all", lambda p: p)):
+        t = table(pick(points))
+        if len(t):
+            parts.append(t.assign(history=name)[["history", *t.columns]])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def growth_error(points: pd.DataFrame, model: str = "hierarchical", *, n_boot: int = 4000,
+                 seed: int = 0) -> pd.DataFrame:
+    """Mean log-growth error a year of ``model``'s median, by basis and for all points:
+    :math:`\\overline{\\log(\\tilde y / y) / h}` (above 0: forecasts grow too fast),
+    with a 90 % interval resampling whole series (simulate/resampling.py).  Points whose
+    truth or median is not positive (a count of 0) have no log growth and are left out."""
+    from .resampling import series_bootstrap
+
+    p = points[(points.model == model) & (points.truth > 0) & (points["median"] > 0)] if len(points) else points
+    if not len(p):
+        return pd.DataFrame()
+    err = np.log(p["median"] / p.truth) / p.horizon
+    rows = []
+    for basis in ("prior-only", "pooled", "data", "all"):
+        m = (p.basis == basis) if basis != "all" else np.ones(len(p), bool)
+        if not m.any():
+            continue
+        mean, lo, hi = series_bootstrap(err[m], p.series[m], n_boot=n_boot, seed=seed)
+        rows.append(dict(basis=basis, n=int(m.sum()), series=int(p.series[m].nunique()),
+                         growth_error=mean, growth_error_lo=lo, growth_error_hi=hi,
+                         cover80=float(p.cover80[m].mean()), crps=float(p.crps[m].mean())))
+    return pd.DataFrame(rows)
+
+
 def summarise_points(points: pd.DataFrame) -> pd.DataFrame:
     if not len(points):
         return pd.DataFrame()
@@ -268,9 +322,13 @@ def _md(df: pd.DataFrame, digits: int = 3) -> str:
 
 def report_markdown(res: BacktestResult, command: str) -> str:
     ss = res.series_scores()
-    pc = paired_crps(res.points)
-    ps = res.plan_scores()
     pts = res.points
+    est, th = established(pts), thin(pts)
+    pc = paired_crps(est)
+    ps = res.plan_scores()
+
+    def n_points(p):
+        return len(p[["origin", "series", "year"]].drop_duplicates()) if len(p) else 0
     import os
 
     from models.hierarchical import HierarchicalGrowth
@@ -284,9 +342,13 @@ def report_markdown(res: BacktestResult, command: str) -> str:
            "## What was tested\n\n",
            f"Rolling origins {sorted(set(pts.origin)) if len(pts) else []}; each model fitted on the data published up to "
            f"the origin and scored on every later full-year reading up to {HORIZONS} years ahead, for series with at "
-           f"least {MIN_HISTORY} readings of their own by the origin "
-           f"({pts.series.nunique() if len(pts) else 0} series, {len(pts[['origin', 'series', 'year']].drop_duplicates()) if len(pts) else 0} "
-           "forecast points).  CRPS is on the transformed scale (log; logit for percentages): 0.05 ≈ a 5 % error. "
+           f"least {MIN_SCORED} reading of their own by the origin ({pts.series.nunique() if len(pts) else 0} series, "
+           f"{n_points(pts)} forecast points).  The headline tables below keep the *established* series, with at "
+           f"least {MIN_HISTORY} readings by the origin ({est.series.nunique() if len(est) else 0} series, "
+           f"{n_points(est)} points), as every earlier run did; the series with one or two (*thin history*, "
+           f"{n_points(th)} points) — the footing of most plan targets, whose growth comes mostly or wholly from "
+           "pooling — have their own section, with the growth error by basis.  "
+           "CRPS is on the transformed scale (log; logit for percentages): 0.05 ≈ a 5 % error. "
            "The naive rules give one line, so their intervals have zero width (coverage ≈ 0) and their CRPS is the "
            "absolute log error.  Log score = −log density (a normal fitted to the draws on the transformed scale); "
            "undefined for zero-width forecasts.\n",
@@ -299,7 +361,20 @@ def report_markdown(res: BacktestResult, command: str) -> str:
            "(simulate/resampling.py).  `gain_vs_<rule>` = the rule's CRPS minus the hierarchical model's on the "
            "points both forecast: above 0 the model is better; an interval that straddles 0 cannot tell.  ETS and "
            "ARIMA forecast only series with ≥ 6 full-year readings, so their columns compare on those alone.\n\n",
-           _md(interval_table(accuracy_intervals(pts))),
+           _md(interval_table(accuracy_intervals(est))),
+           "\n## Thin history: series with one or two readings by the origin\n",
+           "A plan target usually rests on a baseline and a reading or two, so this is where a planner meets the "
+           "model.  A series with one reading is `prior-only` (its growth is the pooled prior's), with two "
+           "`pooled`.  CAGR and the straight line need two readings, ETS and ARIMA six, so they refuse "
+           "(refusals.csv); \"last value\" forecasts every point.\n\n", _md(summarise_points(th)),
+           "\n### Paired CRPS against the hierarchical model, thin history\n\n", _md(paired_crps(th)),
+           "\n### How sure: thin history, then all points (established and thin)\n\n",
+           _md(interval_table(accuracy_intervals(th))), "\n", _md(interval_table(accuracy_intervals(pts))),
+           "\n## Growth error by basis (hierarchical model, all points)\n",
+           "Mean over points of log(median / truth) / horizon: the forecast's log-growth error a year, above 0 when "
+           "forecasts grow too fast; its 90 % interval resamples whole series.  `basis` as in the outputs: "
+           "`prior-only` one reading, `pooled` two to four, `data` five or more.  Points with a count of 0 "
+           "(no log growth) are left out.\n\n", _md(growth_error(pts)),
            "\n## Past plans: P(met) against what happened\n",
            "As of the plan start and mid-term, with the data published by then.  The progress-ratio rule "
            "(时间过半、任务过半) is P = 1 when the ratio ≥ 1; it needs a reading after the baseline, so it is not "
@@ -356,8 +431,12 @@ def write_backtest(res: BacktestResult, out_root, command: str = "ipsim backtest
         _csv(res.points, tmp / "points.csv")
         _csv(res.plan_cases, tmp / "plan_cases.csv")
         _csv(res.series_scores(), tmp / "series_scores.csv")
-        _csv(paired_crps(res.points), tmp / "paired_crps.csv")
-        _csv(accuracy_intervals(res.points), tmp / "accuracy_intervals.csv")
+        _csv(paired_crps(established(res.points)), tmp / "paired_crps.csv")
+        _csv(accuracy_intervals(established(res.points)), tmp / "accuracy_intervals.csv")
+        _csv(by_history(res.points, summarise_points), tmp / "series_scores_by_history.csv")
+        _csv(by_history(res.points, paired_crps), tmp / "paired_crps_by_history.csv")
+        _csv(by_history(res.points, accuracy_intervals), tmp / "accuracy_intervals_by_history.csv")
+        _csv(growth_error(res.points), tmp / "growth_error.csv")
         _csv(res.plan_scores(), tmp / "plan_scores.csv")
         if len(res.calibration):
             from .calibration import paired_scores, reliability_png, reliability_table

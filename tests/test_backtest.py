@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from simulate import scoring
-from simulate.backtest import paired_crps, run_backtest, summarise_plans, write_backtest
+from simulate.backtest import (by_history, growth_error, paired_crps, run_backtest, summarise_plans,
+                               summarise_points, write_backtest)
 from simulate.registry import Registry
 
 
@@ -118,6 +119,65 @@ def test_backtest_never_sees_the_future(geometric_registry):
     pd.testing.assert_series_equal(a["median"], b["median"])
     assert b.loc[("yixing:madrid_applications", 2019), "truth"] == pytest.approx(
         3 * a.loc[("yixing:madrid_applications", 2019), "truth"])
+
+
+def test_series_with_one_reading_are_scored_beside_the_headline(tmp_path):
+    """A series with one reading by the origin (a plan's baseline, say) is forecast and
+    scored — by the rules that can (last value) — and reported as thin history, while
+    the headline tables keep the series with ≥ 3 readings, as before."""
+    rows = [dict(jurisdiction="yixing", series="trademark_applications", year=y, value=round(100 * 1.2 ** (y - 2015), 6),
+                 period="full", reliability="official", source="synthetic test series", note="", lower_bound="",
+                 quote="") for y in range(2015, 2021)]          # made up: one reading by 2015, then +20 %/yr
+    path = tmp_path / "thin.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    reg = Registry.load(ROOT, data_files=[path])
+    res = run_backtest(reg, models=["cagr", "last"], origins=[2015], plan_ids=[], draws=20, reference=False)
+    key = "yixing:trademark_applications"
+    t = res.points[res.points.series == key]
+    assert sorted(t[t.model == "last"].horizon) == [1, 2, 3, 4, 5]
+    assert (t.n_years == 1).all() and (t.basis == "prior-only").all()
+    for r in t[t.model == "last"].itertuples():
+        assert r.crps == pytest.approx(r.horizon * math.log(1.2), rel=1e-6)
+    # CAGR needs two readings: it refuses the series rather than scoring it
+    assert "cagr" not in set(t.model)
+    assert key in set(res.refusals[res.refusals.model == "cagr"].series)
+    # the headline table is the established series' alone; thin + established = all
+    est = res.points[res.points.n_years >= 3]
+    assert len(est) and len(est) < len(res.points)
+    pd.testing.assert_frame_equal(res.series_scores(), summarise_points(est))
+    bh = by_history(res.points, summarise_points).set_index(["history", "model", "horizon"]).n
+    for m in ("cagr", "last"):
+        n = {h: bh.get((h, m, "all"), 0) for h in ("thin", "established", "all")}
+        assert n["thin"] + n["established"] == n["all"] == (res.points.model == m).sum()
+    assert bh[("thin", "last", "all")] >= 5
+    # last value's growth error on this series is −log 1.2 a year at every horizon
+    g = growth_error(t, model="last").set_index("basis")
+    assert g.loc["prior-only", "growth_error"] == pytest.approx(-math.log(1.2), rel=1e-6)
+    assert g.loc["prior-only", "n"] == 5 and set(g.index) == {"prior-only", "all"}
+    text = (write_backtest(res, tmp_path / "out") / "report.md").read_text(encoding="utf-8")
+    assert "Thin history" in text and "Growth error by basis" in text
+
+
+def test_growth_error_by_basis_by_hand():
+    """Mean of log(median / truth) / horizon by basis; a count of 0 has no log growth."""
+    pts = pd.DataFrame([
+        dict(model="hierarchical", series="a", basis="prior-only", horizon=1, truth=100.0, median=100 * math.exp(0.1)),
+        dict(model="hierarchical", series="a", basis="prior-only", horizon=2, truth=100.0, median=100 * math.exp(0.2)),
+        dict(model="hierarchical", series="b", basis="pooled", horizon=4, truth=50.0, median=50 * math.exp(-0.2)),
+        dict(model="hierarchical", series="c", basis="data", horizon=1, truth=0.0, median=1.0),     # left out
+        dict(model="last", series="a", basis="prior-only", horizon=1, truth=100.0, median=1.0),     # other model
+    ]).assign(cover80=True, crps=0.1)
+    g = growth_error(pts).set_index("basis")
+    assert list(g.index) == ["prior-only", "pooled", "all"]
+    assert g.loc["prior-only", "growth_error"] == pytest.approx(0.1)
+    assert g.loc["pooled", "growth_error"] == pytest.approx(-0.05)
+    assert g.loc["all", "growth_error"] == pytest.approx((0.1 + 0.1 - 0.05) / 3)
+    assert g.loc["all", "n"] == 3 and g.loc["all", "series"] == 2
+    # one series: every resample is that series, so the interval is the point
+    assert g.loc["prior-only", "growth_error_lo"] == pytest.approx(0.1)
+    assert g.loc["pooled", "growth_error_hi"] == pytest.approx(-0.05)
+    lo, hi = g.loc["all", ["growth_error_lo", "growth_error_hi"]]
+    assert lo <= g.loc["all", "growth_error"] <= hi and lo < hi
 
 
 def test_plan_cases_scored_against_outcomes(registry, tmp_path):
