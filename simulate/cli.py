@@ -513,7 +513,8 @@ def backtest_cmd(models, origins, plan_ids, draws, seed, out_root, plan_files, d
     """Rolling-origin back-test of every model and of the evaluators' rules; writes results/backtest-*/."""
     from models import FORECASTERS
 
-    from .backtest import DEFAULT_MODELS, DEFAULT_ORIGINS, run_backtest, write_backtest
+    from .backtest import (DEFAULT_MODELS, DEFAULT_ORIGINS, by_history, run_backtest, summarise_points,
+                           write_backtest)
     from .errors import Problem
     from .errors import did_you_mean as dym
 
@@ -536,9 +537,11 @@ def backtest_cmd(models, origins, plan_ids, draws, seed, out_root, plan_files, d
         reg.plan(pid)
     res = run_backtest(reg, models, origins, draws=draws, seed=seed, plan_ids=list(plan_ids) or None, progress=_say)
     out = write_backtest(res, Path(out_root) if out_root else results_root(), command_line())
-    ss = res.series_scores()
+    # established (≥ 3 readings, the headline), thin (1–2) and all points, horizons pooled
+    ss = by_history(res.points, summarise_points)
     if len(ss):
-        click.echo(ss[ss.horizon == "all"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        ss = ss[ss.horizon == "all"].drop(columns=["horizon", "log_score", "log_score_n"])
+        click.echo(ss.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     ps = res.plan_scores()
     if len(ps):
         click.echo(ps.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
