@@ -216,9 +216,6 @@ def _judge_plan_case(reg, fc, pid, when, as_of, draws, seed, outcomes, model) ->
             for r in p.itertuples()]
 
 
-HISTORY_SETS = {"established": "≥ 3 readings", "thin": "1–2 readings", "all": "every scored point"}
-
-
 def established(points: pd.DataFrame) -> pd.DataFrame:
     """Points of series with at least ``MIN_HISTORY`` readings of their own by the origin."""
     return points[points.n_years >= MIN_HISTORY] if len(points) else points
