@@ -32,8 +32,20 @@ def cjk_font() -> str | None:
         if _rescanned or attempt:
             break
         _rescanned = True
-        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)
+        _rebuild_font_list()
     return None
+
+
+def _rebuild_font_list() -> None:
+    """Scan the system's fonts again (and rewrite matplotlib's cache file), updating
+    the font manager *in place*: the Agg renderer and ``findfont`` hold the manager
+    object they imported, so putting a new one in ``font_manager.fontManager`` left
+    them on the stale list — Chinese labels then came out as boxes in DejaVu Sans on
+    the first run after ``apt-get install fonts-noto-cjk``, the step the notice asks for."""
+    live = font_manager.fontManager
+    fresh = font_manager._load_fontmanager(try_read_cache=False)
+    live.__dict__.update(fresh.__dict__)
+    live._findfont_cached.cache_clear()   # lookups made with the stale list
 
 
 UNITS_EN = {"件": "items", "件/万人": "per 10,000 residents", "亿元": "100 million yuan", "万元": "10,000 yuan",
