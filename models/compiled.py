@@ -161,7 +161,7 @@ def compile_for_nutpie(model):
     import pytensor
 
     def compile_once():
-        with pytensor.config.change_flags(numba__fastmath=False):
+        with pytensor.config.change_flags(numba__fastmath=False), llvm_optimisation(LLVM_OPT):
             try:
                 return _compile_cached(model)
             except _Unsupported:
@@ -182,6 +182,59 @@ def compile_for_nutpie(model):
         more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
         warn(f"warning: damaged compile-cache file discarded: {damaged[0]}{more}; compiling the model again")
         return compile_once()
+
+
+#: LLVM's optimisation level for the model's compile (numba's default is 3).  Measured on
+#: the shipped model, empty caches, back to back (2026-12-05, README *Speed*): compiling
+#: 53.5 s at 1 against 64.8 s at 3; sampling at product settings 35.6–36.2 s against
+#: 33.7–36.6 s (three runs each, interleaved: within the machine's noise); the same draws
+#: bit for bit.  Why the same: without fast-math LLVM may not reorder floating-point
+#: arithmetic at any level, so the levels differ in how hard they search for faster code,
+#: not in what it computes (a test compiles at both).  Stop 28 measured this too and did
+#: not keep it (sampling 7 % slower then, ≈ 4 s net); the filter kernels have changed since.
+LLVM_OPT = 1
+_opt_lock = threading.Lock()
+_opt_users = 0
+_opt_saved = None
+
+
+class llvm_optimisation:
+    """Within the block, numba's LLVM passes run at ``level`` — unless the user chose a
+    level with ``NUMBA_OPT``, which stands.  numba reads its level each time it builds a
+    pass manager (``numba.core.config.OPT``), so this sets it and puts the old value back
+    when the last concurrent user leaves (a fit and the reference class may compile at
+    once; numba compiles one function at a time under its own lock)."""
+
+    def __init__(self, level: int):
+        self.level = level
+
+    def __enter__(self):
+        global _opt_users, _opt_saved
+        import os
+
+        from numba.core import config
+
+        if "NUMBA_OPT" in os.environ:
+            self.active = False
+            return self
+        self.active = True
+        with _opt_lock:
+            if _opt_users == 0:
+                _opt_saved = config.OPT
+                config.OPT = config._OptLevel(self.level)
+            _opt_users += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _opt_users
+        from numba.core import config
+
+        if self.active:
+            with _opt_lock:
+                _opt_users -= 1
+                if _opt_users == 0:
+                    config.OPT = _opt_saved
+        return False
 
 
 def pytensor_numba_cache(base=None):

@@ -645,6 +645,67 @@ def test_same_seed_same_draws_with_a_cold_and_a_warm_compile_cache(tmp_path):
     assert hashes[0] == hashes[1]
 
 
+@pytest.mark.slow
+def test_the_model_compiled_at_llvm_level_1_draws_what_level_3_draws(tmp_path):
+    """ipsim compiles the model with LLVM at -O1 (models/compiled.py, ``LLVM_OPT``:
+    ≈ 7 s less on a first run).  That is sound only because, without fast-math, LLVM
+    may not reorder floating-point arithmetic at any level: a fit compiled at -O1 and
+    one compiled at numba's default -O3 (a user's ``NUMBA_OPT`` stands), each in a fresh
+    process with empty caches, must draw the same posterior bit for bit.  With
+    fast-math on, the two levels draw different posteriors (checked: this test fails)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, hashlib; sys.path.insert(0, %r)\n"
+        "from numba.core import config\n"
+        "import models.compiled as C\n"
+        "seen = []\n"
+        "real = C._compile_cached\n"
+        "C._compile_cached = lambda m: seen.append(int(config.OPT)) or real(m)\n"
+        "from models import HierarchicalGrowth\n"
+        "from models.synthetic import synthetic_panel\n"
+        "m = HierarchicalGrowth(use_cache=False, draws=150, tune=150).fit(synthetic_panel(n_codes=3, n_places=3)[0])\n"
+        "print('OPT', seen, int(config.OPT))\n"
+        "print('DRAWS', hashlib.sha256(m.idata.posterior['mu_series'].values.tobytes()).hexdigest())\n"
+    ) % str(Path(__file__).resolve().parents[1])
+    out = {}
+    for label, extra in (("ipsim", {}), ("numba default", {"NUMBA_OPT": "3"})):
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_OPT"}
+        env.update(extra, PYTENSOR_FLAGS=f"base_compiledir={tmp_path / label / 'pt'}",
+                   NUMBA_CACHE_DIR=str(tmp_path / label / "nb"), IPSIM_SAMPLER="nutpie")
+        p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-2000:]
+        out[label] = {ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in p.stdout.splitlines()
+                      if ln.startswith(("OPT", "DRAWS"))}
+    assert out["ipsim"]["OPT"] == "[1] 3"              # -O1 while compiling, numba's own level after
+    assert out["numba default"]["OPT"] == "[3] 3"      # a user's NUMBA_OPT stands
+    assert out["ipsim"]["DRAWS"] == out["numba default"]["DRAWS"]
+
+
+def test_llvm_level_is_set_while_compiling_and_restored_after_the_last_user(monkeypatch):
+    from numba.core import config
+
+    from models.compiled import llvm_optimisation
+
+    monkeypatch.delenv("NUMBA_OPT", raising=False)
+    before = config.OPT
+    with llvm_optimisation(1):
+        assert int(config.OPT) == 1
+        with llvm_optimisation(1):      # a second compile at once (the reference class's)
+            assert int(config.OPT) == 1
+        assert int(config.OPT) == 1     # the first is still compiling
+    assert config.OPT is before
+    with pytest.raises(RuntimeError):
+        with llvm_optimisation(1):
+            raise RuntimeError("a failed compile")
+    assert config.OPT is before
+    monkeypatch.setenv("NUMBA_OPT", "2")
+    with llvm_optimisation(1):
+        assert config.OPT is before     # the user's choice (read by numba at import) stands
+
+
 def _call_entry_points(compiled, x):
     """(return code, log density, gradient) and (return code, expanded draw) of nutpie's
     two C entry points at ``x``, called as nutpie's sampler calls them."""
