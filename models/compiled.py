@@ -6,7 +6,7 @@ What nutpie needs from a model is two C functions: the log density with its grad
 an unconstrained draw into every named variable.  ``nutpie.compile_pymc_model`` builds
 each as a ``numba.cfunc`` around PyTensor's compiled graph function.
 
-Why this module exists (measured on the shipped model, README *Speed*): numba links a
+Why this module exists (measured on the shipped model, docs/speed-log.md): numba links a
 callee's LLVM code into its caller and optimises and machine-compiles the whole again,
 once per layer.  Between the graph's own function and nutpie's C function PyTensor puts
 one more layer (its "final" function with a Python entry point, which the sampler never
@@ -185,7 +185,7 @@ def compile_for_nutpie(model):
 
 
 #: LLVM's optimisation level for the model's compile (numba's default is 3).  Measured on
-#: the shipped model, empty caches, back to back (2026-12-05, README *Speed*): compiling
+#: the shipped model, empty caches, back to back (2026-12-05, docs/speed-log.md): compiling
 #: 53.5 s at 1 against 64.8 s at 3; sampling at product settings 35.6–36.2 s against
 #: 33.7–36.6 s (three runs each, interleaved: within the machine's noise); the same draws
 #: bit for bit.  Why the same: without fast-math LLVM may not reorder floating-point

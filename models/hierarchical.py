@@ -280,7 +280,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "ipsim"
 
 
-# Measured on this 2-core machine (README, Speed; hier-5, 159 series, nutpie): compiling
+# Measured on this 2-core machine (docs/speed-log.md; hier-5, 159 series, nutpie): compiling
 # 42–54 s on a machine that never compiled it (stops 34–35, benchmarks/compile.py and
 # first_run.py; the upper end in a slow hour), 4–24 s once PyTensor's numba cache holds
 # its parts (the same graph or other numbers for the same series ≈ 5 s, new series

@@ -43,7 +43,7 @@ from .quiet import import_quietly
 
 PARENT_LEVELS = ("nation", "province")
 # Above this many series a fit is sharded by default (a joint fit grows about linearly
-# in series × draws; see README, Speed).
+# in series × draws; see docs/speed-log.md).
 SHARD_ABOVE = 500
 POSITIVE = ("pool_scale", "tau_tie", "dev_scale")
 UNIT = ("growth_share", "rho", "phi_growth")
