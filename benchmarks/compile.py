@@ -12,7 +12,10 @@ Three compiles, each in a fresh process:
    with the caches kept — what a planner's ``--data`` file with new series pays;
 4. the panel with a planner's edits to series it already holds (one reading corrected
    by +5 %, two more years for three of Wuxi's series — made-up numbers, for timing
-   only), caches kept — what a planner's ``--data`` file with new figures pays.
+   only), caches kept — what a planner's ``--data`` file with new figures pays;
+5. the panel with a new series of a code it already has (Wuxi's works registrations,
+   2023–2024 — made-up numbers, for timing only), caches kept — what a planner's
+   ``--data`` file with a new series pays.
 
 Prints seconds per compile; asserts nothing.
 """
@@ -46,6 +49,21 @@ def edited(reg):
     return pd.concat([obs, pd.DataFrame(rows).astype(obs.dtypes.to_dict())], ignore_index=True)
 
 
+def with_new_series(reg):
+    """The shipped observations and a new series for Wuxi of a code other places report
+    (timing only: the numbers are made up and never stored)."""
+    import pandas as pd
+
+    obs = reg.observations
+    template = obs[obs.series == "works_registrations"].iloc[-1]
+    assert not ((obs.series == "works_registrations") & (obs.jurisdiction == "wuxi")).any()
+    rows = []
+    for year, value in ((2023, 30000.0), (2024, 33000.0)):
+        rows.append(template.copy())
+        rows[-1]["jurisdiction"], rows[-1]["year"], rows[-1]["value"] = "wuxi", year, value
+    return pd.concat([obs, pd.DataFrame(rows).astype(obs.dtypes.to_dict())], ignore_index=True)
+
+
 def child(as_of):
     sys.path.insert(0, str(ROOT))
     from models import HierarchicalGrowth, Panel
@@ -53,17 +71,19 @@ def child(as_of):
     from simulate.registry import Registry
 
     reg = Registry.load(ROOT)
-    if as_of == "edited":
-        panel = Panel.from_frame(edited(reg), reg.series, reg.jurisdictions)
+    if as_of in ("edited", "new-series"):
+        obs = edited(reg) if as_of == "edited" else with_new_series(reg)
+        panel = Panel.from_frame(obs, reg.series, reg.jurisdictions)
     else:
         panel = Panel.from_registry(reg, as_of=None if as_of == "all" else int(as_of))
     m = HierarchicalGrowth(use_cache=False)
     t = time.perf_counter()
     model = m.build_model(panel)
     built = time.perf_counter() - t
-    compile_for_nutpie(model)
+    compiled = compile_for_nutpie(model)
+    hits = getattr(getattr(compiled, "compiled_logp_func", None), "_cache_hits", 0)
     print(json.dumps(dict(series=len(panel.series), build=round(built, 1),
-                          compile=round(time.perf_counter() - t - built, 1))))
+                          compile=round(time.perf_counter() - t - built, 1), reused=bool(hits))))
 
 
 def main():
@@ -78,7 +98,8 @@ def main():
           + ("ipsim's, cached (models/compiled.py)" if takes_cached_path() else "nutpie's own (fallback)"))
     for label, as_of in (("cold caches", "all"), ("same panel, caches kept", "all"),
                          ("changed panel (as of 2023), caches kept", "2023"),
-                         ("edited readings (same series), caches kept", "edited")):
+                         ("edited readings (same series), caches kept", "edited"),
+                         ("a new series of a code it has, caches kept", "new-series")):
         t = time.perf_counter()
         p = subprocess.run([sys.executable, __file__, "--child", as_of], env=env, capture_output=True, text=True)
         line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -87,7 +108,7 @@ def main():
             continue
         r = json.loads(line[-1])
         print(f"{label:<42} {r['series']:>4} series  build {r['build']:>5.1f} s  compile {r['compile']:>5.1f} s  "
-              f"process {time.perf_counter() - t:>5.1f} s")
+              f"process {time.perf_counter() - t:>5.1f} s  compiled model {'reused' if r['reused'] else 'new'}")
 
 
 if __name__ == "__main__":

@@ -19,15 +19,17 @@ own function directly, registered under the graph's PyTensor cache key: a new gr
 (a first run, a new series, each shard of a province) pays one pass fewer, and a graph
 compiled before loads its C functions from disk instead of compiling them.
 
-The panel's numbers are not compiled in (:func:`_lift_data`).  PyTensor folds the data
-into constants while it rewrites the graph, then compiles those constants into the code
-and keys its cache on their values — so every corrected or added reading made another
-graph to compile (≈ 19 s on the shipped model).  After the rewrites the array
-constants become arguments of the graph's function, the C functions read them through
-nutpie's ``user_data`` pointer, and the cache key names the graph's structure and sizes
-only: a planner's edited figures for series the panel already has, or another province
-shard of the same shape, load the compiled model from disk (≈ 5 s).  The rewrites
-themselves ran with the constants, so the compiled arithmetic is the same.
+The panel's numbers and sizes are not compiled in (:func:`_lift_data`).  PyTensor folds
+the data into constants while it rewrites the graph, then compiles those constants into
+the code and keys its cache on their values — so every corrected or added reading made
+another graph to compile (≈ 19 s on the shipped model), and so did every new series
+(≈ 24 s: the sizes and slice bounds move).  After the rewrites the array and integer
+constants become arguments of the graph's function, the C functions read them and
+their sizes through nutpie's ``user_data`` pointer, and the cache key names the
+graph's structure only: a planner's edited figures, a new series of a code the panel
+already has, or another province shard of the same structure, load the compiled
+model from disk (≈ 5 s).  The rewrites themselves ran with the constants, so the
+compiled arithmetic is the same.
 
 Either way the arithmetic is the graph's, unchanged (no fast-math): the same seed
 gives the same draws (tests/test_models.py; the quick start's outputs are
@@ -56,18 +58,20 @@ import numpy as np
 # nutpie's own C functions (nutpie/compile_pymc.py, _make_c_logp_func and
 # _make_c_expand_func), written as source so that numba can cache them: the only
 # globals are the graph function, numpy, numba.carray, nutpie's address-to-pointer
-# intrinsic and three sizes, all fixed by the cache key below.  The panel's numbers
-# are not among them: they arrive at run time through nutpie's ``user_data`` pointer
-# (an array of the data arrays' addresses), so one compiled function serves every
+# intrinsic and the length of ``user_data``, all fixed by the cache key below.  The
+# panel's numbers and sizes are not among them: they arrive at run time through
+# nutpie's ``user_data`` pointer (the numbers of parameters and of expanded values,
+# the data arrays' addresses and their sizes), so one compiled function serves every
 # panel of the same structure.
 _LOGP_SRC = '''
 def ipsim_nutpie_logp(dim, x_, out_, logp_, user_data_):
-    if dim != N_DIM:
+    data = carray(user_data_, (N_WORDS,), np.uintp)
+    n_dim = np.intp(data[0])
+    if dim != n_dim:
         return -1
-    x = carray(x_, (N_DIM,))
-    out = carray(out_, (N_DIM,))
+    x = carray(x_, (n_dim,))
+    out = carray(out_, (n_dim,))
     logp = carray(logp_, ())
-    data = carray(user_data_, (N_DATA,), np.uintp)
 {unpack}
     data_arrays = {args}
     try:
@@ -85,13 +89,15 @@ def ipsim_nutpie_logp(dim, x_, out_, logp_, user_data_):
 
 _EXPAND_SRC = '''
 def ipsim_nutpie_expand(dim, expanded, x_, out_, user_data_):
-    if dim != N_DIM:
+    data = carray(user_data_, (N_WORDS,), np.uintp)
+    n_dim = np.intp(data[0])
+    n_expanded = np.intp(data[1])
+    if dim != n_dim:
         return -1
-    if expanded != N_EXPANDED:
+    if expanded != n_expanded:
         return -1
-    x = carray(x_, (N_DIM,))
-    out = carray(out_, (N_EXPANDED,))
-    data = carray(user_data_, (N_DATA,), np.uintp)
+    x = carray(x_, (n_dim,))
+    out = carray(out_, (n_expanded,))
 {unpack}
     data_arrays = {args}
     try:
@@ -101,6 +107,11 @@ def ipsim_nutpie_expand(dim, expanded, x_, out_, user_data_):
         return -2
     return 0
 '''
+
+#: user_data: the number of free parameters, of expanded values, then each data array's
+#: address, then the sizes of their axes — what one panel's numbers and sizes are; the
+#: entry points' source names only how many there are, their ranks and their dtypes
+_HEAD = 2
 
 
 def _nested(names: list) -> str:
@@ -120,17 +131,54 @@ def _numpy_name(dtype) -> str:
     return "bool_" if dtype == np.bool_ else np.dtype(dtype).name
 
 
-def _with_data(template: str, arrays: list, offset: int) -> str:
-    """The entry point's source reading the graph's data arrays ``arrays`` from the
-    addresses at ``offset``, ``offset + 1``, … of ``user_data`` (shapes and dtypes
-    written out, so the source — part of the cache key — names them).  All of it
-    before the ``try`` (none of it can raise): numba's analysis of a ``try`` block
-    grows steeply with the variables in it (12 arrays unpacked inside it took 37 s to
-    compile, outside 3 s; the arguments of 56 arrays built inside it, 5 s more)."""
-    unpack = "".join(f"    d{i} = carray(pointer_at(data[{offset + i}]), {tuple(a.shape)!r}, np.{_numpy_name(a.dtype)})\n"
-                     for i, a in enumerate(arrays))
+class LiftedScalar(np.ndarray):
+    """A lifted integer scalar of the graph (PyTensor's ``ScalarType``, e.g. a slice
+    bound): kept as one element, read by the entry points as a number, not an array."""
+
+
+def _layout(arrays: list) -> tuple[list, list, int]:
+    """(address slot, size slots of each array, words in ``user_data``): the addresses
+    follow the two counts, the sizes follow the addresses, in the arrays' order."""
+    shape_at, k = [], _HEAD + len(arrays)
+    for a in arrays:
+        ndim = 0 if isinstance(a, LiftedScalar) else a.ndim
+        shape_at.append(list(range(k, k + ndim)))
+        k += ndim
+    return list(range(_HEAD, _HEAD + len(arrays))), shape_at, k
+
+
+def user_data(arrays: list, n_dim: int, n_expanded: int) -> np.ndarray:
+    """The ``user_data`` words nutpie hands both entry points (:func:`_layout`)."""
+    address_at, shape_at, words = _layout(arrays)
+    out = np.zeros(words, dtype=np.uintp)
+    out[0], out[1] = n_dim, n_expanded
+    for a, at, sizes in zip(arrays, address_at, shape_at):
+        out[at] = a.ctypes.data
+        for slot, size in zip(sizes, () if isinstance(a, LiftedScalar) else a.shape):
+            out[slot] = size
+    return out
+
+
+def _with_data(template: str, arrays: list, part: range) -> str:
+    """The entry point's source reading the data arrays ``arrays[part]`` (of all the
+    arrays in ``user_data``, :func:`_layout`): ranks and dtypes written out, sizes read
+    at run time, so that the source — part of the cache key — is the same for every
+    panel of one structure, whatever its numbers of series and readings.  All of it
+    before the ``try`` (none of it can raise): numba's analysis of a ``try`` block grows
+    steeply with the variables in it (12 arrays unpacked inside it took 37 s to compile,
+    outside 3 s; the arguments of 56 arrays built inside it, 5 s more)."""
+    address_at, shape_at, _ = _layout(arrays)
+    lines = []
+    for i, j in enumerate(part):
+        a, at, sizes = arrays[j], address_at[j], shape_at[j]
+        dtype = f"np.{_numpy_name(a.dtype)}"
+        if isinstance(a, LiftedScalar):
+            lines.append(f"    d{i} = carray(pointer_at(data[{at}]), (1,), {dtype})[0]")
+        else:
+            shape = "(" + "".join(f"np.intp(data[{slot}]), " for slot in sizes) + ")"
+            lines.append(f"    d{i} = carray(pointer_at(data[{at}]), {shape}, {dtype})")
     # the arrays go to the graph function as one tuple of tuples (_taking_data_tuple)
-    return template.format(unpack=unpack.rstrip("\n"), args=_nested([f"d{i}" for i in range(len(arrays))]))
+    return template.format(unpack="\n".join(lines), args=_nested([f"d{i}" for i in range(len(part))]))
 
 
 def _signatures():
@@ -333,18 +381,32 @@ def _initial_point_fn(model):
     return locked
 
 
+def _lifted(var) -> bool:
+    """Whether constant ``var`` becomes an input: an array (the panel's numbers and
+    index arrays), or an integer scalar (sizes, slice bounds, positions — what changes
+    when a panel gains or loses a series).  Float scalars stay: they are the model's own
+    constants, or fused into its elementwise loops."""
+    ndim = getattr(var.type, "ndim", 0)
+    return ndim >= 1 or np.dtype(getattr(var.type, "dtype", "float64")).kind in "iu"
+
+
 def _lift_data(fgraph):
-    """``fgraph`` with its array constants as extra, trailing inputs, and their values.
+    """``fgraph`` with its array and integer constants as extra, trailing inputs, and
+    their values (an integer of PyTensor's ``ScalarType`` as a :class:`LiftedScalar`).
 
     PyTensor compiles a graph's constants into its code and keys its disk cache on
     their values, so every change to the panel's numbers (a planner's corrected or
-    added readings) made a new graph to compile (≈ 19 s on the shipped model).  After
-    PyTensor's rewrites the arrays left as constants are the panel's numbers and index
-    arrays; made inputs, the compiled graph depends on the panel's structure and sizes
-    only.  Scalars stay constants (they are the model's, or fused into its
-    elementwise loops), and so does any array an in-place operation would write to
-    (none today: PyTensor never writes into a constant, and the rewrites ran before)."""
+    added readings) made a new graph to compile (≈ 19 s on the shipped model), and so
+    did every change of its sizes (≈ 24 s: a planner's new series moves every size and
+    slice bound after it).  Made inputs, the compiled graph depends on the panel's
+    structure only — which Ops, wired how, with which ranks and dtypes: a series added
+    to a code that has others keeps it; one that makes a code's first series, a new
+    family or the first lower bound changes it.  An integer's dtype is PyTensor's
+    smallest that holds it (uint8 up to 255), so crossing such a bound changes it too.
+    Any constant an in-place operation would write to stays (none today: PyTensor
+    never writes into a constant, and the rewrites ran before)."""
     from pytensor.graph.basic import Constant
+    from pytensor.scalar import ScalarType
 
     fg = fgraph.clone()
     written = {id(node.inputs[i]) for node in fg.apply_nodes
@@ -352,7 +414,7 @@ def _lift_data(fgraph):
     constants = {}
     for node in fg.toposort():                      # a fixed order: the source and key follow it
         for var in node.inputs:
-            if (isinstance(var, Constant) and getattr(var.type, "ndim", 0) >= 1
+            if (isinstance(var, Constant) and _lifted(var)
                     and id(var) not in written and id(var) not in constants):
                 constants[id(var)] = var
     pairs = [(const, const.type()) for const in constants.values()]
@@ -361,7 +423,9 @@ def _lift_data(fgraph):
     fg.replace_all(pairs, import_missing=True)
     values = []
     for const, _ in pairs:
-        value = np.ascontiguousarray(const.data)
+        value = np.asarray(const.data, order="C")          # 0-d stays 0-d (ascontiguousarray makes it 1-d)
+        if isinstance(const.type, ScalarType):
+            value = value.reshape(1).view(LiftedScalar)
         value.flags.writeable = False
         values.append(value)
     return fg, values
@@ -410,8 +474,8 @@ def _cached_cfunc(src: str, name: str, signature, env: dict, key: str, compile_s
 
     import numba
 
-    # The key names the graph, the sizes and this source: PyTensor's cache locator
-    # trusts the key alone (it never looks at the source's age).
+    # The key names the graph, the length of user_data and this source: PyTensor's
+    # cache locator trusts the key alone (it never looks at the source's age).
     sizes = sorted((k, v) for k, v in env.items() if isinstance(v, int))
     digest = hashlib.sha256(f"{key}|{src}|{sizes}".encode()).hexdigest()
     # __name__: a cached function's environment is rebuilt by importing its module
@@ -443,16 +507,15 @@ def _compile_cached(model):
         # compiled: such a model is compiled as nutpie compiles it, slower but sound.
         raise _Unsupported(f"the graph's data could not be made arguments: {e!r}") from e
     data = logp_data + expand_data
-    # nutpie hands both C functions the same user_data pointer: the addresses of the
-    # log density's arrays, then the expansion's
-    addresses = np.array([a.ctypes.data for a in data] or [0], dtype=np.uintp)
-    common = dict(N_DIM=int(n_dim), N_DATA=len(addresses), pointer_at=ncp.address_as_void_pointer)
+    # nutpie hands both C functions the same user_data pointer: the two counts, the
+    # addresses of the log density's arrays, then the expansion's, then their sizes
+    words = user_data(data, int(n_dim), int(n_expanded))
+    common = dict(N_WORDS=len(words), pointer_at=ncp.address_as_void_pointer)
     logp_sig, expand_sig = _signatures()
-    logp = _cached_cfunc(_with_data(_LOGP_SRC, logp_data, 0), "ipsim_nutpie_logp", logp_sig,
+    logp = _cached_cfunc(_with_data(_LOGP_SRC, data, range(len(logp_data))), "ipsim_nutpie_logp", logp_sig,
                          dict(common, graph_fn=logp_graph), logp_key, compile_src)
-    expand = _cached_cfunc(_with_data(_EXPAND_SRC, expand_data, len(logp_data)), "ipsim_nutpie_expand",
-                           expand_sig, dict(common, graph_fn=expand_graph, N_EXPANDED=int(n_expanded)),
-                           expand_key, compile_src)
+    expand = _cached_cfunc(_with_data(_EXPAND_SRC, data, range(len(logp_data), len(data))), "ipsim_nutpie_expand",
+                           expand_sig, dict(common, graph_fn=expand_graph), expand_key, compile_src)
     dims, coords = ncp._prepare_dims_and_coords(model, shape_info)
     return ncp.CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,
@@ -460,5 +523,5 @@ def _compile_cached(model):
         compiled_logp_func=logp, compiled_expand_func=expand, initial_point_func=initial_point_fn,
         # the data arrays live as long as the compiled model (nutpie keeps the model
         # alive while it samples); nutpie's with_data does not apply to them
-        shared_data={f"ipsim_data_{i}": a for i, a in enumerate(data)}, user_data=addresses,
+        shared_data={f"ipsim_data_{i}": a for i, a in enumerate(data)}, user_data=words,
         n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_fn_pt, expand_func=expand_fn_pt)

@@ -793,6 +793,44 @@ def test_a_panel_with_other_numbers_reuses_the_compiled_model_and_computes_with_
         assert np.array_equal(ours[1][1], ref[1][1])
 
 
+@pytest.mark.slow
+def test_a_panel_with_more_series_of_the_same_structure_reuses_the_compiled_model():
+    """A planner's new series of a code the panel already has (here: a fourth place
+    reporting the same three codes) changes the panel's sizes, not its structure: the
+    compiled entry points are loaded from the disk cache (before, sizes and slice bounds
+    were constants of the compiled code and every new series compiled the model again,
+    ≈ 24 s on the shipped one) — and compute at the new sizes, bit for bit as nutpie's
+    own compile of the larger panel does."""
+    import nutpie
+    import pytensor
+
+    from models.compiled import compile_for_nutpie
+
+    small, _, _ = synthetic_panel(seed=5, n_codes=3, n_places=3)
+    large, _, _ = synthetic_panel(seed=5, n_codes=3, n_places=4)
+    assert len(large.series) > len(small.series)
+    before = compile_for_nutpie(HierarchicalGrowth().build_model(small))
+    after = compile_for_nutpie(HierarchicalGrowth().build_model(large))
+    assert after.n_dim > before.n_dim and after.n_expanded > before.n_expanded
+    assert after.compiled_logp_func._cache_hits == 1 and after.compiled_expand_func._cache_hits == 1
+    with pytensor.config.change_flags(numba__fastmath=False):
+        theirs = nutpie.compile_pymc_model(HierarchicalGrowth().build_model(large), backend="numba")
+    assert (after.n_dim, after.n_expanded) == (theirs.n_dim, theirs.n_expanded)
+    rng = np.random.default_rng(2)
+    for x in [rng.normal(scale=s, size=after.n_dim) for s in (0.1, 1.0)]:
+        ours, ref = _call_entry_points(after, x), _call_entry_points(theirs, x)
+        assert ours[0][0] == ref[0][0] == 0 and ours[1][0] == ref[1][0] == 0
+        assert ours[0][1] == ref[0][1]
+        assert np.array_equal(ours[0][2], ref[0][2]) and np.array_equal(ours[1][1], ref[1][1])
+        assert ours[2] == (-1, -1)             # the wrong sizes are still refused
+    # and the smaller panel's model, still alive, computes at its own sizes
+    x = rng.normal(scale=0.5, size=before.n_dim)
+    with pytensor.config.change_flags(numba__fastmath=False):
+        theirs_small = nutpie.compile_pymc_model(HierarchicalGrowth().build_model(small), backend="numba")
+    ours, ref = _call_entry_points(before, x), _call_entry_points(theirs_small, x)
+    assert ours[0][1] == ref[0][1] and np.array_equal(ours[0][2], ref[0][2])
+
+
 def test_a_graph_whose_data_cannot_be_lifted_is_compiled_as_nutpie_compiles_it(monkeypatch):
     """Should making the panel's numbers arguments fail for some graph (an Op that needs
     a constant), the fit does not fail: the model is compiled by nutpie's own path."""
