@@ -26,9 +26,11 @@ another graph to compile (≈ 19 s on the shipped model), and so did every new s
 (≈ 24 s: the sizes and slice bounds move).  After the rewrites the array and integer
 constants become arguments of the graph's function, the C functions read them and
 their sizes through nutpie's ``user_data`` pointer, and the cache key names the
-graph's structure only: a planner's edited figures, a new series of a code the panel
-already has, or another province shard of the same structure, load the compiled
-model from disk (≈ 5 s).  The rewrites themselves ran with the constants, so the
+graph's structure only: a planner's edited figures or new series (measured: a new
+place for a code the panel has, and new codes of three kinds), or another province
+shard of the same structure, load the compiled model from disk (≈ 5 s).  A panel
+whose structure differs — it gains a kind of term it had none of; the shipped data as
+of 2023 are one such panel — compiles its graph anew (≈ 28 s with the parts cached).  The rewrites themselves ran with the constants, so the
 compiled arithmetic is the same.
 
 Either way the arithmetic is the graph's, unchanged (no fast-math): the same seed
@@ -399,10 +401,11 @@ def _lift_data(fgraph):
     added readings) made a new graph to compile (≈ 19 s on the shipped model), and so
     did every change of its sizes (≈ 24 s: a planner's new series moves every size and
     slice bound after it).  Made inputs, the compiled graph depends on the panel's
-    structure only — which Ops, wired how, with which ranks and dtypes: a series added
-    to a code that has others keeps it; one that makes a code's first series, a new
-    family or the first lower bound changes it.  An integer's dtype is PyTensor's
-    smallest that holds it (uint8 up to 255), so crossing such a bound changes it too.
+    structure only — which Ops, wired how, with which ranks and dtypes.  New series keep
+    it (measured: a new place for a code the panel has, new codes of three kinds); a
+    kind of term the panel had none of changes it (the shipped data as of 2023 compile
+    anew).  An integer's dtype is PyTensor's smallest that holds it (uint8 up to 255),
+    so a size crossing such a bound changes it too.
     Any constant an in-place operation would write to stays (none today: PyTensor
     never writes into a constant, and the rewrites ran before)."""
     from pytensor.graph.basic import Constant
