@@ -30,8 +30,8 @@ graph's structure only: a planner's edited figures or new series (measured: a ne
 place for a code the panel has, and new codes of three kinds), or another province
 shard of the same structure, load the compiled model from disk (≈ 5 s).  A panel
 whose structure differs — it gains a kind of term it had none of; the shipped data as
-of 2023 are one such panel — compiles its graph anew (≈ 28 s with the parts cached).  The rewrites themselves ran with the constants, so the
-compiled arithmetic is the same.
+of 2023 are one such panel — compiles its graph anew (≈ 28 s with the parts cached).
+The rewrites themselves ran with the constants, so the compiled arithmetic is the same.
 
 Either way the arithmetic is the graph's, unchanged (no fast-math): the same seed
 gives the same draws (tests/test_models.py; the quick start's outputs are
@@ -515,10 +515,20 @@ def _compile_cached(model):
     words = user_data(data, int(n_dim), int(n_expanded))
     common = dict(N_WORDS=len(words), pointer_at=ncp.address_as_void_pointer)
     logp_sig, expand_sig = _signatures()
-    logp = _cached_cfunc(_with_data(_LOGP_SRC, data, range(len(logp_data))), "ipsim_nutpie_logp", logp_sig,
-                         dict(common, graph_fn=logp_graph), logp_key, compile_src)
-    expand = _cached_cfunc(_with_data(_EXPAND_SRC, data, range(len(logp_data), len(data))), "ipsim_nutpie_expand",
-                           expand_sig, dict(common, graph_fn=expand_graph), expand_key, compile_src)
+    from numba.core.errors import TypingError
+
+    try:
+        logp = _cached_cfunc(_with_data(_LOGP_SRC, data, range(len(logp_data))), "ipsim_nutpie_logp", logp_sig,
+                             dict(common, graph_fn=logp_graph), logp_key, compile_src)
+        expand = _cached_cfunc(_with_data(_EXPAND_SRC, data, range(len(logp_data), len(data))),
+                               "ipsim_nutpie_expand", expand_sig, dict(common, graph_fn=expand_graph), expand_key,
+                               compile_src)
+    except TypingError as e:
+        # An Op whose numba translation needs one of the lifted numbers as a constant
+        # (none in ipsim's models today: a size or an axis read at run time types the
+        # same) is refused by numba's typing, before anything is cached: such a model
+        # is compiled as nutpie compiles it, slower but sound.
+        raise _Unsupported(f"a lifted constant cannot be an argument: {str(e)[:200]}") from e
     dims, coords = ncp._prepare_dims_and_coords(model, shape_info)
     return ncp.CompiledPyMCModel(
         _n_dim=n_dim, dims=dims, _coords=coords,

@@ -848,6 +848,25 @@ def test_a_graph_whose_data_cannot_be_lifted_is_compiled_as_nutpie_compiles_it(m
     assert calls == [dict(backend="numba")]
 
 
+def test_a_graph_numba_cannot_type_with_lifted_numbers_is_compiled_as_nutpie_compiles_it(monkeypatch):
+    """Should an Op need one of the lifted sizes as a constant (numba refuses to type
+    the entry point), the fit does not fail: the model is compiled by nutpie's own path."""
+    from numba.core.errors import TypingError
+
+    import models.compiled as compiled
+
+    calls = []
+
+    def refuse(*args, **kwargs):
+        raise TypingError("No implementation of function Function(<class 'slice'>)")
+
+    monkeypatch.setattr(compiled, "_cached_cfunc", refuse)
+    monkeypatch.setattr("nutpie.compile_pymc_model", lambda model, **kw: calls.append(kw) or "nutpie's own")
+    assert compiled.compile_for_nutpie(HierarchicalGrowth().build_model(synthetic_panel(seed=5, n_codes=2, n_places=2)[0])) \
+        == "nutpie's own"
+    assert calls == [dict(backend="numba")]
+
+
 def test_damaged_compile_cache_files_are_found_and_only_they_are_removed(tmp_path):
     """discard_damaged_entries removes a truncated index, a truncated data file and a
     file that is not a pickle, keeps readable entries and other files, and says which."""
