@@ -831,36 +831,28 @@ def test_a_panel_with_more_series_of_the_same_structure_reuses_the_compiled_mode
     assert ours[0][1] == ref[0][1] and np.array_equal(ours[0][2], ref[0][2])
 
 
-def test_a_graph_whose_data_cannot_be_lifted_is_compiled_as_nutpie_compiles_it(monkeypatch):
-    """Should making the panel's numbers arguments fail for some graph (an Op that needs
-    a constant), the fit does not fail: the model is compiled by nutpie's own path."""
-    import models.compiled as compiled
-
-    calls = []
-
-    def refuse(fgraph):
-        raise AttributeError("'TensorVariable' object has no attribute 'data'")
-
-    monkeypatch.setattr(compiled, "_lift_data", refuse)
-    monkeypatch.setattr("nutpie.compile_pymc_model", lambda model, **kw: calls.append(kw) or "nutpie's own")
-    assert compiled.compile_for_nutpie(HierarchicalGrowth().build_model(synthetic_panel(seed=5, n_codes=2, n_places=2)[0])) \
-        == "nutpie's own"
-    assert calls == [dict(backend="numba")]
-
-
-def test_a_graph_numba_cannot_type_with_lifted_numbers_is_compiled_as_nutpie_compiles_it(monkeypatch):
-    """Should an Op need one of the lifted sizes as a constant (numba refuses to type
-    the entry point), the fit does not fail: the model is compiled by nutpie's own path."""
+def _typing_error(*args, **kwargs):
     from numba.core.errors import TypingError
 
+    raise TypingError("No implementation of function Function(<class 'slice'>)")
+
+
+def _no_data_attribute(fgraph):
+    raise AttributeError("'TensorVariable' object has no attribute 'data'")
+
+
+@pytest.mark.parametrize("step, refuse", [("_lift_data", _no_data_attribute), ("_cached_cfunc", _typing_error)],
+                         ids=["numbers-cannot-be-lifted", "numba-cannot-type-lifted-numbers"])
+def test_a_graph_ipsim_cannot_compile_with_its_numbers_as_arguments_is_compiled_as_nutpie_compiles_it(
+        monkeypatch, step, refuse):
+    """Should making the panel's numbers arguments fail for some graph (an Op that needs
+    a constant), or numba refuse to type the entry point with a lifted size (an Op that
+    needs it as a constant), the fit does not fail: the model is compiled by nutpie's
+    own path."""
     import models.compiled as compiled
 
     calls = []
-
-    def refuse(*args, **kwargs):
-        raise TypingError("No implementation of function Function(<class 'slice'>)")
-
-    monkeypatch.setattr(compiled, "_cached_cfunc", refuse)
+    monkeypatch.setattr(compiled, step, refuse)
     monkeypatch.setattr("nutpie.compile_pymc_model", lambda model, **kw: calls.append(kw) or "nutpie's own")
     assert compiled.compile_for_nutpie(HierarchicalGrowth().build_model(synthetic_panel(seed=5, n_codes=2, n_places=2)[0])) \
         == "nutpie's own"
