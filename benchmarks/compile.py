@@ -3,13 +3,14 @@ model for nutpie (PyTensor's numba backend).
 
     python benchmarks/compile.py
 
-Three compiles, each in a fresh process:
+Five compiles, each in a fresh process:
 
 1. cold: empty PyTensor base directory (its C modules and its numba cache) and numba's
    own cache (a fresh machine);
 2. the same panel again with those caches kept (what the disk cache already saves);
-3. a changed panel (the data as of 2023: other series and readings, so another graph)
-   with the caches kept — what a planner's ``--data`` file with new series pays;
+3. a changed panel (the data as of 2023: other series and readings, and a structure of
+   its own, so another graph) with the caches kept — what a panel of another structure
+   pays;
 4. the panel with a planner's edits to series it already holds (one reading corrected
    by +5 %, two more years for three of Wuxi's series — made-up numbers, for timing
    only), caches kept — what a planner's ``--data`` file with new figures pays;
