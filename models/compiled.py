@@ -26,12 +26,15 @@ another graph to compile (≈ 19 s on the shipped model), and so did every new s
 (≈ 24 s: the sizes and slice bounds move).  After the rewrites the array and integer
 constants become arguments of the graph's function, the C functions read them and
 their sizes through nutpie's ``user_data`` pointer, and the cache key names the
-graph's structure only: a planner's edited figures or new series (measured: a new
-place for a code the panel has, and new codes of three kinds), or another province
-shard of the same structure, load the compiled model from disk (≈ 5 s).  A panel
-whose structure differs — it gains a kind of term it had none of; the shipped data as
-of 2023 are one such panel — compiles its graph anew (≈ 28 s with the parts cached).
-The rewrites themselves ran with the constants, so the compiled arithmetic is the same.
+graph's structure only: a planner's edited figures, new series (measured: a new
+place for a code the panel has, and new codes of three kinds) or further lower bounds,
+or another province shard of the same structure, load the compiled model from disk
+(≈ 5 s).  A panel whose structure differs compiles its graph anew (≈ 28 s with the
+parts cached): one that gains a kind of term it had none of (a first lower bound), or
+one where PyTensor's rewrites, which run while the numbers are still constants, meet a
+coincidence of values — an array whose entries are all equal, or two equal arrays,
+which they merge into one (the shipped data as of 2023: no bound, and two equal
+arrays).  The rewrites ran with the constants, so the compiled arithmetic is the same.
 
 Either way the arithmetic is the graph's, unchanged (no fast-math): the same seed
 gives the same draws (tests/test_models.py; the quick start's outputs are
@@ -402,10 +405,12 @@ def _lift_data(fgraph):
     did every change of its sizes (≈ 24 s: a planner's new series moves every size and
     slice bound after it).  Made inputs, the compiled graph depends on the panel's
     structure only — which Ops, wired how, with which ranks and dtypes.  New series keep
-    it (measured: a new place for a code the panel has, new codes of three kinds); a
-    kind of term the panel had none of changes it (the shipped data as of 2023 compile
-    anew).  An integer's dtype is PyTensor's smallest that holds it (uint8 up to 255),
-    so a size crossing such a bound changes it too.
+    it (measured: a new place for a code the panel has, new codes of three kinds, more
+    lower bounds); a kind of term the panel had none of changes it, and so do arrays
+    that the rewrites, run with the constants, merged or folded because their values
+    happened to coincide (the shipped data as of 2023 compile anew).  An integer's dtype
+    is PyTensor's smallest that holds it (uint8 up to 255), so a size crossing such a
+    bound changes it too.
     Any constant an in-place operation would write to stays (none today: PyTensor
     never writes into a constant, and the rewrites ran before)."""
     from pytensor.graph.basic import Constant
@@ -414,24 +419,47 @@ def _lift_data(fgraph):
     fg = fgraph.clone()
     written = {id(node.inputs[i]) for node in fg.apply_nodes
                for inputs in getattr(node.op, "destroy_map", {}).values() for i in inputs}
-    constants = {}
+    # An array constant becomes one input wherever it is used.  An integer becomes one
+    # input per use: PyTensor merges equal constants, so two sizes that happen to be
+    # equal in one panel (three bounds and three codes) are one constant there and two
+    # in the next — another graph to compile for a coincidence of values.
+    lifts = {}                                      # key → (constant, [(node, position)])
     for node in fg.toposort():                      # a fixed order: the source and key follow it
-        for var in node.inputs:
-            if (isinstance(var, Constant) and _lifted(var)
-                    and id(var) not in written and id(var) not in constants):
-                constants[id(var)] = var
-    pairs = [(const, const.type()) for const in constants.values()]
-    for _, var in pairs:
+        for i, var in enumerate(node.inputs):
+            if isinstance(var, Constant) and _lifted(var) and id(var) not in written:
+                key = (id(node), i) if _per_use(var) else id(var)
+                lifts.setdefault(key, (var, []))[1].append((node, i))
+    n_own = len(fg.inputs)
+    lifted = {}
+    for const, uses in lifts.values():
+        var = const.type()
         fg.add_input(var)
-    fg.replace_all(pairs, import_missing=True)
-    values = []
-    for const, _ in pairs:
+        for node, i in uses:
+            fg.change_node_input(node, i, var, import_missing=True)
         value = np.asarray(const.data, order="C")          # 0-d stays 0-d (ascontiguousarray makes it 1-d)
         if isinstance(const.type, ScalarType):
             value = value.reshape(1).view(LiftedScalar)
         value.flags.writeable = False
-        values.append(value)
-    return fg, values
+        lifted[var] = value
+    # Number the new inputs by their first use in the lifted graph's own order, which
+    # PyTensor's cache key follows: the order found above, before lifting, can differ
+    # between two panels of one structure (merged equal constants), and the key with it.
+    first_use = {}
+    for node in fg.toposort():
+        for var in node.inputs:
+            if var in lifted:
+                first_use.setdefault(var, len(first_use))
+    fg.inputs[n_own:] = sorted(fg.inputs[n_own:], key=first_use.__getitem__)
+    return fg, [lifted[var] for var in fg.inputs[n_own:]]
+
+
+def _per_use(var) -> bool:
+    """Whether lifted constant ``var`` becomes one input per use: an integer scalar (a
+    size, a position).  Not arrays: an index array equal to another by coincidence
+    still merges with it (seen on a 9-series toy panel), but lifting every array per
+    use took 405 words of ``user_data`` instead of 266 and made the shipped model's
+    cold compile 24 s slower (77.7 s against 53.9 s, 2026-12-05)."""
+    return getattr(var.type, "ndim", 0) == 0
 
 
 def _taking_data_tuple(py_func, n_data: int, compile_src):

@@ -606,36 +606,49 @@ class HierarchicalGrowth(Forecaster):
                 a_free = pm.Normal("a_free", mu=A["center"][free], sigma=A_SD, shape=len(free))
                 a = pt.set_subtensor(a[free], a_free)
 
-            # multi-year totals and lower bounds
-            sums = panel.sums
-            if len(sums):
-                s_idx = sums.s.to_numpy().astype(int)
-                ymax = int((sums.y1 - sums.y0).max()) + 1
-                yrs = sums.y0.to_numpy()[:, None] + np.arange(ymax)[None, :]
-                valid = yrs <= sums.y1.to_numpy()[:, None]
+            # multi-year totals and lower bounds on them: each reads the log of the
+            # path's sum over its window's years, with the deviation variance added
+            def window_total(s_idx, y0, y1, width):
+                """(log Σ_t e^{z(t)} over each row's years y0..y1, the years counted)."""
+                yrs = y0[:, None] + np.arange(width)[None, :]
+                valid = yrs <= y1[:, None]
                 lev = (a[s_idx][:, None] + mu[s_idx][:, None] * (yrs - A["tref"][s_idx][:, None])
                        - (pt.switch(yrs <= A["old_until"][s_idx][:, None], delta[s_idx][:, None], 0.0) if nb else 0.0))
                 lev = pt.where(valid, lev, -np.inf)
-                zsum = pt.logsumexp(lev, axis=1)
-                sd = pt.sqrt(sums.sd.to_numpy() ** 2 + vstat[s_idx] / valid.sum(1))
+                return pt.logsumexp(lev, axis=1), valid.sum(1)
+
+            sums = panel.sums
+            if len(sums):
+                s_idx = sums.s.to_numpy().astype(int)
+                zsum, n_years = window_total(s_idx, sums.y0.to_numpy(), sums.y1.to_numpy(),
+                                             int((sums.y1 - sums.y0).max()) + 1)
+                sd = pt.sqrt(sums.sd.to_numpy() ** 2 + vstat[s_idx] / n_years)
                 pm.Normal("totals", mu=zsum, sigma=sd, observed=sums.z.to_numpy())
             cens = panel.censored
             if len(cens):
-                s_idx = cens.s.to_numpy().astype(int)
-                terms = []
-                for k, r in enumerate(cens.itertuples()):
-                    s = int(r.s)
-                    if r.y0 == r.y0 and r.y0 is not None and not pd.isna(r.y0):
-                        yrs = np.arange(int(r.y0), int(r.y1) + 1)
-                        lev = a[s] + mu[s] * (yrs - A["tref"][s])
-                        m_k = pt.logsumexp(lev)
-                        v_k = vstat[s] / len(yrs)
-                    else:
-                        m_k = a[s] + mu[s] * (r.t - A["tref"][s]) - (delta[s] if nb and r.t <= A["old_until"][s] else 0.0)
-                        v_k = vstat[s]
-                    sd = pt.sqrt(r.sd ** 2 + v_k)
-                    terms.append(normal_log_sf((r.z - m_k) / sd))
-                pm.Potential("lower_bounds", pt.sum(pt.stack(terms)))
+                # One vectorised term for all bounds (超过 b on a multi-year total), not
+                # one set of Ops per bound: with a term per bound, every bound a planner
+                # added made another graph to compile (≈ 30 Ops each; the compiled model
+                # is keyed on the graph's structure, models/compiled.py) and a panel
+                # with hundreds of bounds a graph too large to compile.  One padding row
+                # of weight 0 keeps that structure the same for any number of bounds:
+                # PyTensor's rewrites run while the panel's numbers are still constants,
+                # and they specialise on an axis of length 1 and on an array whose
+                # entries are all equal (one bound; bounds of one reliability, one
+                # window length or one series).  The padding row differs from the first
+                # bound in each of those: another series, another window length, its own
+                # z and sd.  It adds exactly 0 to the log density and to its gradient.
+                first = cens.iloc[0]
+                width = int(first.y1 - first.y0) + 1
+                pad = dict(s=(int(first.s) + 1) % S, t=np.nan, y0=first.y0, y1=first.y0 + (1 if width == 1 else 0),
+                           z=first.z + 1.0, sd=1.0)
+                rows = pd.concat([cens, pd.DataFrame([pad])], ignore_index=True)
+                weight = np.r_[np.ones(len(cens)), 0.0]
+                s_idx = rows.s.to_numpy().astype(int)
+                y0, y1 = rows.y0.to_numpy().astype(int), rows.y1.to_numpy().astype(int)
+                m_k, n_years = window_total(s_idx, y0, y1, max(2, int((y1 - y0).max()) + 1))
+                sd = pt.sqrt(rows.sd.to_numpy() ** 2 + vstat[s_idx] / n_years)
+                pm.Potential("lower_bounds", pt.sum(weight * normal_log_sf((rows.z.to_numpy() - m_k) / sd)))
         return model
 
     # ------------------------------------------------------------------ fitting

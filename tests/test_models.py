@@ -592,6 +592,93 @@ def test_log_survival_without_erfcx_equals_the_exact_value():
     assert np.max(np.abs(grad - exact) / np.abs(exact)) < 1e-8
 
 
+def _with_bounds(panel, rows):
+    """``panel`` with lower bounds on multi-year totals (s, y0, y1, z, sd) — made-up
+    numbers, for the model's structure and arithmetic only."""
+    import dataclasses
+
+    cens = pd.DataFrame([dict(s=s, t=np.nan, y0=y0, y1=y1, z=z, sd=sd) for s, y0, y1, z, sd in rows],
+                        columns=["s", "t", "y0", "y1", "z", "sd"])
+    return dataclasses.replace(panel, censored=cens)
+
+
+#: made-up bounds for the 9-series synthetic panel: another series, window length, level, sd each
+_BOUNDS = [(0, 2016, 2020, 5.0, 0.03), (4, 2018, 2019, 4.0, 0.01), (7, 2021, 2021, 6.5, 0.08),
+           (2, 2015, 2017, 4.5, 0.03)]
+
+
+@pytest.mark.slow
+def test_a_planners_further_lower_bounds_keep_the_compiled_models_structure(registry):
+    """issue 14 item 2: each lower bound (超过 b on a multi-year total) was a set of
+    Ops of its own, so every bound a planner added to the shipped data made another
+    graph to compile (≈ 30 Ops each); now one vectorised term — and neither the number
+    of bounds nor coincidences of their sizes (one bound; a count of rows equal to
+    another size of the model) change the graph PyTensor's cache key names.  (An index
+    array equal to another by coincidence still changes it: models/compiled.py,
+    ``_per_use``.)"""
+    import pytensor
+
+    from models.compiled import _graph_function, _initial_point_fn, _internals
+
+    obs = registry.observations
+    template = obs[obs.lower_bound.astype(bool)].iloc[-1]
+    extra = []
+    for jur, code, y0, y1, value in (("china", "invention_grants", 2016, 2020, 1.5e6),
+                                     ("jiangsu", "invention_grants", 2011, 2013, 3e4),
+                                     ("suzhou", "invention_grants", 2019, 2020, 2e4)):
+        extra.append(template.copy())      # made-up figures: the graph's structure only
+        extra[-1]["jurisdiction"], extra[-1]["series"], extra[-1]["year"] = jur, code, y1
+        extra[-1]["period"], extra[-1]["value"] = f"sum-{y0}-{y1}", value
+    ncp, funcify, compile_src = _internals()
+    keys = []
+    for n in range(len(extra) + 1):
+        o = pd.concat([obs, pd.DataFrame(extra[:n], columns=obs.columns).astype(obs.dtypes.to_dict())],
+                      ignore_index=True)
+        panel = Panel.from_frame(o, registry.series, registry.jurisdictions)
+        assert len(panel.censored) == n + 1
+        model = HierarchicalGrowth(use_cache=False).build_model(panel)
+        with pytensor.config.change_flags(numba__fastmath=False):
+            _, _, logp_fn, _, _, _ = ncp._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                                                         pymc_initial_point_fn=_initial_point_fn(model))
+            keys.append(_graph_function(logp_fn, funcify, compile_src)[1])
+    assert len(set(keys)) == 1, keys
+
+
+def test_lower_bounds_add_their_own_terms_and_nothing_else():
+    """The bounds' log density is the sum of each bound's own term, whatever the other
+    bounds and their order (the padding row that keeps the structure adds exactly 0,
+    to the value and to the gradient): checked at random points against panels
+    holding one bound each."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    panel, _, _ = synthetic_panel(seed=5, n_codes=3, n_places=3)
+
+    def term(rows):
+        model = HierarchicalGrowth().build_model(_with_bounds(panel, rows))
+        # the potential as a function of the value variables (the random variables'
+        # values), as the sampler sees it
+        pot = model.logp(vars=[p for p in model.potentials if p.name == "lower_bounds"])
+        grads = pt.grad(pot, model.value_vars, disconnected_inputs="ignore")
+        f = pytensor.function(model.value_vars, [pot, *grads], mode="FAST_COMPILE")
+        return model, f
+
+    model, together = term(_BOUNDS)
+    _, backwards = term(_BOUNDS[::-1])
+    alone = [term([b])[1] for b in _BOUNDS]
+    rng = np.random.default_rng(4)
+    ip = model.initial_point()
+    for _ in range(3):
+        x = [ip[v.name] + rng.normal(scale=0.3, size=np.shape(ip[v.name])) for v in model.value_vars]
+        both, back = together(*x), backwards(*x)
+        parts = [f(*x) for f in alone]
+        assert all(np.isfinite(np.ravel(v)).all() for v in both)
+        assert float(both[0]) < 0
+        for k in range(len(both)):
+            np.testing.assert_allclose(both[k], sum(p[k] for p in parts), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(back[k], both[k], rtol=1e-12, atol=1e-12)
+
+
 def test_every_op_of_the_shipped_model_has_a_numba_cache_key(registry):
     """issue 14 item 2: PyTensor stores a compiled graph in its numba disk cache only if
     every Op in it has a cache key; one without (the filter Op registered the legacy
