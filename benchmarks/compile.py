@@ -3,7 +3,7 @@ model for nutpie (PyTensor's numba backend).
 
     python benchmarks/compile.py
 
-Five compiles, each in a fresh process:
+Six compiles, each in a fresh process:
 
 1. cold: empty PyTensor base directory (its C modules and its numba cache) and numba's
    own cache (a fresh machine);
@@ -16,7 +16,10 @@ Five compiles, each in a fresh process:
    only), caches kept — what a planner's ``--data`` file with new figures pays;
 5. the panel with a new series of a code it already has (Wuxi's works registrations,
    2023–2024 — made-up numbers, for timing only), caches kept — what a planner's
-   ``--data`` file with a new series pays.
+   ``--data`` file with a new series pays;
+6. the panel with two more lower bounds on multi-year totals (超过 b; made-up numbers,
+   for timing only), caches kept — what a planner's ``--data`` file with such figures
+   pays.
 
 Prints seconds per compile; asserts nothing.
 """
@@ -65,6 +68,22 @@ def with_new_series(reg):
     return pd.concat([obs, pd.DataFrame(rows).astype(obs.dtypes.to_dict())], ignore_index=True)
 
 
+def with_bounds(reg):
+    """The shipped observations and two more lower bounds on multi-year totals (timing
+    only: the numbers are made up and never stored)."""
+    import pandas as pd
+
+    obs = reg.observations
+    template = obs[obs.lower_bound.astype(bool)].iloc[-1]
+    rows = []
+    for jur, code, y0, y1, value in (("china", "invention_grants", 2016, 2020, 1.5e6),
+                                     ("jiangsu", "invention_grants", 2011, 2013, 3e4)):
+        rows.append(template.copy())
+        rows[-1]["jurisdiction"], rows[-1]["series"], rows[-1]["year"] = jur, code, y1
+        rows[-1]["period"], rows[-1]["value"] = f"sum-{y0}-{y1}", value
+    return pd.concat([obs, pd.DataFrame(rows).astype(obs.dtypes.to_dict())], ignore_index=True)
+
+
 def child(as_of):
     sys.path.insert(0, str(ROOT))
     from models import HierarchicalGrowth, Panel
@@ -72,8 +91,8 @@ def child(as_of):
     from simulate.registry import Registry
 
     reg = Registry.load(ROOT)
-    if as_of in ("edited", "new-series"):
-        obs = edited(reg) if as_of == "edited" else with_new_series(reg)
+    if as_of in ("edited", "new-series", "bounds"):
+        obs = {"edited": edited, "new-series": with_new_series, "bounds": with_bounds}[as_of](reg)
         panel = Panel.from_frame(obs, reg.series, reg.jurisdictions)
     else:
         panel = Panel.from_registry(reg, as_of=None if as_of == "all" else int(as_of))
@@ -100,7 +119,8 @@ def main():
     for label, as_of in (("cold caches", "all"), ("same panel, caches kept", "all"),
                          ("changed panel (as of 2023), caches kept", "2023"),
                          ("edited readings (same series), caches kept", "edited"),
-                         ("a new series of a code it has, caches kept", "new-series")):
+                         ("a new series of a code it has, caches kept", "new-series"),
+                         ("two more bounds (超过 b), caches kept", "bounds")):
         t = time.perf_counter()
         p = subprocess.run([sys.executable, __file__, "--child", as_of], env=env, capture_output=True, text=True)
         line = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
