@@ -638,6 +638,8 @@ class HierarchicalGrowth(Forecaster):
                 # window length or one series).  The padding row differs from the first
                 # bound in each of those: another series, another window length, its own
                 # z and sd.  It adds exactly 0 to the log density and to its gradient.
+                if cens.y0.isna().any():   # Panel reads a one-year 超过 b as a reading, not a bound
+                    raise ValueError("a lower bound in the model must be on a multi-year total (y0..y1)")
                 first = cens.iloc[0]
                 width = int(first.y1 - first.y0) + 1
                 pad = dict(s=(int(first.s) + 1) % S, t=np.nan, y0=first.y0, y1=first.y0 + (1 if width == 1 else 0),

@@ -85,7 +85,7 @@ class Panel:
     series: list[SeriesInfo]
     points: pd.DataFrame        # level readings: s, t, z, sd
     sums: pd.DataFrame          # multi-year totals: s, y0, y1, z, sd
-    censored: pd.DataFrame      # lower bounds: s, t, z, sd
+    censored: pd.DataFrame      # lower bounds on multi-year totals: s, t (unused), y0, y1, z, sd
     as_of: int | None = None
     meta: dict = field(default_factory=dict)
 
