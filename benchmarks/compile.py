@@ -36,10 +36,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def edited(reg):
-    """The shipped observations with a planner's kind of edits (timing only)."""
+def appended(obs, rows):
+    """``obs`` with ``rows`` (copies of its own rows, edited) added, its dtypes kept."""
     import pandas as pd
 
+    return pd.concat([obs, pd.DataFrame(rows).astype(obs.dtypes.to_dict())], ignore_index=True)
+
+
+def edited(reg):
+    """The shipped observations with a planner's kind of edits (timing only)."""
     obs = reg.observations.copy()
     wuxi = obs.jurisdiction.str.contains("wuxi", case=False)
     first = obs.index[wuxi & (obs.series == "invention_grants")][0]
@@ -50,14 +55,12 @@ def edited(reg):
         for year, rise in ((2024, 1.1), (2025, 1.2)):
             rows.append(last.copy())
             rows[-1]["year"], rows[-1]["value"] = year, last.value * rise
-    return pd.concat([obs, pd.DataFrame(rows).astype(obs.dtypes.to_dict())], ignore_index=True)
+    return appended(obs, rows)
 
 
 def with_new_series(reg):
     """The shipped observations and a new series for Wuxi of a code other places report
     (timing only: the numbers are made up and never stored)."""
-    import pandas as pd
-
     obs = reg.observations
     template = obs[obs.series == "works_registrations"].iloc[-1]
     assert not ((obs.series == "works_registrations") & (obs.jurisdiction == "wuxi")).any()
@@ -65,14 +68,12 @@ def with_new_series(reg):
     for year, value in ((2023, 30000.0), (2024, 33000.0)):
         rows.append(template.copy())
         rows[-1]["jurisdiction"], rows[-1]["year"], rows[-1]["value"] = "wuxi", year, value
-    return pd.concat([obs, pd.DataFrame(rows).astype(obs.dtypes.to_dict())], ignore_index=True)
+    return appended(obs, rows)
 
 
 def with_bounds(reg):
     """The shipped observations and two more lower bounds on multi-year totals (timing
     only: the numbers are made up and never stored)."""
-    import pandas as pd
-
     obs = reg.observations
     template = obs[obs.lower_bound.astype(bool)].iloc[-1]
     rows = []
@@ -81,7 +82,7 @@ def with_bounds(reg):
         rows.append(template.copy())
         rows[-1]["jurisdiction"], rows[-1]["series"], rows[-1]["year"] = jur, code, y1
         rows[-1]["period"], rows[-1]["value"] = f"sum-{y0}-{y1}", value
-    return pd.concat([obs, pd.DataFrame(rows).astype(obs.dtypes.to_dict())], ignore_index=True)
+    return appended(obs, rows)
 
 
 def child(as_of):

@@ -424,7 +424,7 @@ def _lift_data(fgraph):
     # equal in one panel (three bounds and three codes) are one constant there and two
     # in the next — another graph to compile for a coincidence of values.
     lifts = {}                                      # key → (constant, [(node, position)])
-    for node in fg.toposort():                      # a fixed order: the source and key follow it
+    for node in fg.toposort():                      # any order: the inputs are numbered below
         for i, var in enumerate(node.inputs):
             if isinstance(var, Constant) and _lifted(var) and id(var) not in written:
                 key = (id(node), i) if _per_use(var) else id(var)
