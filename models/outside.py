@@ -228,7 +228,9 @@ class OutsideView:
 
                 from .hierarchical import compile_for_nutpie, sample_by_rules
 
-                compiled = compile_for_nutpie(model)
+                # no compile helper: a small graph, fitted beside the trend model's compile
+                # (simulate.join), whose helper has the other core
+                compiled = compile_for_nutpie(model, helper=False)
 
                 def sample(factor, accept, low_rank):
                     return nutpie.sample(compiled, draws=st["draws"] * factor, tune=st["tune"], chains=st["chains"],

@@ -68,8 +68,19 @@ def outside_view(reg, as_of=None, exclude_plans=(), cache_dir=None):
 
 
 def _fit_outside(cases: pd.DataFrame, cache_dir) -> bool:
-    """Body of the background fit (a fresh process): the posterior lands in the cache."""
+    """Body of the background fit (a fresh process): the posterior lands in the cache.
+    At low priority: on a first run the trend model's compile helper needs the second
+    core first (it is on the first run's critical path; this fit is not: it has until
+    the trend model's sampling ends), and this fit takes it while the trend model
+    finishes its compile alone (models.compile_helper)."""
+    import os
+
     from models.outside import OutsideView
+
+    try:
+        os.nice(19)
+    except (AttributeError, OSError):
+        pass
 
     OutsideView(cache_dir=cache_dir).fit(cases)
     return True
