@@ -281,13 +281,14 @@ def default_cache_dir() -> Path:
 
 
 # Measured on this 2-core machine (docs/speed-log.md; hier-5, 159 series, nutpie): compiling
-# 42–62 s on a machine that never compiled it (stops 34–38, benchmarks/compile.py and
-# first_run.py; the upper end in a slow hour), 4–28 s once PyTensor's numba cache holds
+# 44–46 s on a machine that never compiled it (2026-12-05, on both cores with the compile
+# helper, benchmarks/compile.py and first_run.py; 42–62 s on one core before, the upper
+# end in a slow hour), 4–28 s once PyTensor's numba cache holds
 # its parts (the same structure — other numbers, new series — ≈ 5 s; a panel of
 # another structure ≈ 28 s; models/compiled.py); then 25–39 s for 4 chains × 3,000
 # iterations on 2 cores with the diagonal mass matrix (40 s with the low-rank one), about
 # linear in series × draws.
-COMPILE_SECONDS_COLD = 55.0
+COMPILE_SECONDS_COLD = 45.0
 COMPILE_SECONDS_WARM = 12.0
 SAMPLE_SECONDS_PER_SERIES_DRAW = 0.00003
 
