@@ -63,7 +63,7 @@ MIN_NODES = 60
 
 def wanted() -> bool:
     """Whether a compile in this process may start a helper."""
-    if os.environ.get("IPSIM_COMPILE_HELPER", "1") == "0" or (os.cpu_count() or 1) < 2:
+    if os.environ.get("IPSIM_COMPILE_HELPER", "1") == "0" or _usable_cores() < 2:
         return False
     try:
         from distributed import get_worker
@@ -72,6 +72,15 @@ def wanted() -> bool:
         return False                     # inside a Dask worker: the cluster fills the cores
     except Exception:
         return True
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (a container or ``taskset`` may allow fewer
+    than the machine has: a helper on the same core would only slow the compile)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _layout(var) -> str:

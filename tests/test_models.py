@@ -978,6 +978,25 @@ def test_a_compile_helpers_cache_entries_join_the_shared_cache_only_where_it_has
     assert merge_cache(private, shared) == 0               # nothing twice
 
 
+def test_no_compile_helper_on_one_core_when_turned_off_or_inside_a_dask_worker(monkeypatch):
+    """The helper only pays where a second core is free for it: not when this process may
+    run on one core only (a container, taskset), not when the user turns it off, not
+    inside a Dask worker (the cluster already fills the cores)."""
+    import models.compile_helper as H
+
+    monkeypatch.delenv("IPSIM_COMPILE_HELPER", raising=False)
+    monkeypatch.setattr(H, "_usable_cores", lambda: 2)
+    assert H.wanted()
+    monkeypatch.setattr(H, "_usable_cores", lambda: 1)
+    assert not H.wanted()
+    monkeypatch.setattr(H, "_usable_cores", lambda: 2)
+    monkeypatch.setenv("IPSIM_COMPILE_HELPER", "0")
+    assert not H.wanted()
+    monkeypatch.delenv("IPSIM_COMPILE_HELPER")
+    monkeypatch.setattr("distributed.get_worker", lambda: object())
+    assert not H.wanted()
+
+
 @pytest.mark.slow
 def test_the_compile_helper_types_every_part_as_the_whole_graph_does():
     """The helper compiles its share of a new graph's parts from a piece cut out of the
