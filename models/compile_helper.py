@@ -184,11 +184,15 @@ def merge_cache(private: Path, shared: Path) -> int:
     if not private.is_dir():
         return 0
     shared.mkdir(parents=True, exist_ok=True)
+    data_files = {}                                     # stem → its data files
+    for f in private.iterdir():
+        match = re.fullmatch(r"(.+)\.\d+\.nbc", f.name)
+        if match:
+            data_files.setdefault(match.group(1), []).append(f)
     for index in sorted(private.glob("*.nbi")):
         if (shared / index.name).exists():
             continue
-        data = re.compile(re.escape(index.name[:-len(".nbi")]) + r"\.\d+\.nbc")
-        files = [*sorted(f for f in private.iterdir() if data.fullmatch(f.name)), index]
+        files = [*sorted(data_files.get(index.name[:-len(".nbi")], [])), index]
         try:
             for src in files:
                 _create(src, shared / src.name)
@@ -235,7 +239,7 @@ def _mirror(shared: Path, cache: Path) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     if shared.is_dir():
         for f in shared.iterdir():
-            if f.suffix in (".nbi", ".nbc") and not (cache / f.name).exists():
+            if f.suffix in (".nbi", ".nbc"):
                 try:
                     _create(f, cache / f.name)
                 except FileExistsError:
@@ -250,6 +254,8 @@ class Helper:
     def __init__(self):
         import pytensor
 
+        from .compiled import pytensor_numba_cache
+
         base = Path(pytensor.config.base_compiledir)
         base.mkdir(parents=True, exist_ok=True)
         _remove_stale(base)
@@ -259,8 +265,8 @@ class Helper:
         # its own PyTensor cache (see the module docstring); every other setting as here
         env["PYTENSOR_FLAGS"] = ",".join(f for f in (env.get("PYTENSOR_FLAGS", ""),
                                                      f"base_compiledir={self.dir}") if f)
-        self.cache = self.dir / "numba"
-        self.shared = base / "numba"
+        self.cache = pytensor_numba_cache(self.dir)
+        self.shared = pytensor_numba_cache(base)
         self.merged = 0
         # the helper's cache starts as the shared one (linked, not copied): parts compiled
         # before, by any model, are loaded there, not compiled again

@@ -529,9 +529,16 @@ def compile_expand_entry(fg, n_data: int, src: str, n_words: int, key: str) -> b
     graph_fn, here = _jit_lifted(fg, n_data, funcify, compile_src)
     if here != key:
         return False
-    env = dict(N_WORDS=n_words, pointer_at=ncp.address_as_void_pointer, graph_fn=graph_fn)
-    _cached_cfunc(_entry_source(src, "ipsim_nutpie_expand", env, key, compile_src), _signatures()[1])
+    _cached_cfunc(_entry_source(src, "ipsim_nutpie_expand", _entry_env(ncp, n_words, graph_fn), key, compile_src),
+                  _signatures()[1])
     return True
+
+
+def _entry_env(ncp, n_words: int, graph_fn) -> dict:
+    """The entry point's globals besides numpy and carray (its integers are part of its
+    cache key, :func:`_entry_source`: the fit and the compile helper build it here
+    alike, or the helper's entry would be cached under a name the fit never asks for)."""
+    return dict(N_WORDS=n_words, pointer_at=ncp.address_as_void_pointer, graph_fn=graph_fn)
 
 
 def _entry_source(src: str, name: str, env: dict, key: str, compile_src):
@@ -592,13 +599,12 @@ def _compile_cached(model, helper: bool = True):
     # nutpie hands both C functions the same user_data pointer: the two counts, the
     # addresses of the log density's arrays, then the expansion's, then their sizes
     words = user_data(data, int(n_dim), int(n_expanded))
-    common = dict(N_WORDS=len(words), pointer_at=ncp.address_as_void_pointer)
     logp_sig, expand_sig = _signatures()
     expand_text = _with_data(_EXPAND_SRC, data, range(len(logp_data), len(data)))
     logp_src = _entry_source(_with_data(_LOGP_SRC, data, range(len(logp_data))), "ipsim_nutpie_logp",
-                             dict(common, graph_fn=logp_graph), logp_key, compile_src)
-    expand_src = _entry_source(expand_text, "ipsim_nutpie_expand", dict(common, graph_fn=expand_graph), expand_key,
-                               compile_src)
+                             _entry_env(ncp, len(words), logp_graph), logp_key, compile_src)
+    expand_src = _entry_source(expand_text, "ipsim_nutpie_expand", _entry_env(ncp, len(words), expand_graph),
+                               expand_key, compile_src)
     helping = None
     if helper and not _is_cached(logp_src):
         # a new graph: its parts compiled on two cores, then the expansion's entry point
