@@ -51,6 +51,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import scratch
+
 #: Share of the log density's nodes (in the graph's order) this process types, with the
 #: expansion graph; the helper types the rest, starting ≈ 1.5 s later (its imports).
 #: Set by measurement (docs/speed-log.md: the two sides then finish within ≈ 1 s of each
@@ -265,6 +267,9 @@ class Helper:
         # its own PyTensor cache (see the module docstring); every other setting as here
         env["PYTENSOR_FLAGS"] = ",".join(f for f in (env.get("PYTENSOR_FLAGS", ""),
                                                      f"base_compiledir={self.dir}") if f)
+        # its throw-away source files into this process's scratch directory, which goes
+        # when this process ends (models.scratch)
+        env["TMPDIR"] = scratch.directory()
         self.cache = pytensor_numba_cache(self.dir)
         self.shared = pytensor_numba_cache(base)
         self.merged = 0

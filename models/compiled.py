@@ -65,6 +65,8 @@ from functools import wraps
 
 import numpy as np
 
+from . import scratch
+
 # nutpie's own C functions (nutpie/compile_pymc.py, _make_c_logp_func and
 # _make_c_expand_func), written as source so that numba can cache them: the only
 # globals are the graph function, numpy, numba.carray, nutpie's address-to-pointer
@@ -219,7 +221,8 @@ def compile_for_nutpie(model, helper: bool = True):
     import pytensor
 
     def compile_once():
-        with pytensor.config.change_flags(numba__fastmath=False), llvm_optimisation(LLVM_OPT):
+        # scratch.contained: PyTensor's generated source files go where they are removed
+        with pytensor.config.change_flags(numba__fastmath=False), llvm_optimisation(LLVM_OPT), scratch.contained():
             try:
                 return _compile_cached(model, helper)
             except _Unsupported:

@@ -978,6 +978,30 @@ def test_a_compile_helpers_cache_entries_join_the_shared_cache_only_where_it_has
     assert merge_cache(private, shared) == 0               # nothing twice
 
 
+def test_scratch_directories_of_ended_processes_are_swept_and_no_other(tmp_path):
+    """models/scratch.py: a process killed before its exit handlers ran leaves its
+    scratch directory behind; the next one removes it — but never the directory of a
+    process that still runs, its own, or anything not named like a scratch directory."""
+    import os
+    import subprocess
+    import sys
+
+    from models import scratch
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True)
+    dead = tmp_path / f"{scratch.PREFIX}{int(ended.stdout)}-abc"
+    alive = tmp_path / f"{scratch.PREFIX}{os.getppid()}-abc"
+    mine = tmp_path / f"{scratch.PREFIX}{os.getpid()}-abc"
+    other = [tmp_path / f"{scratch.PREFIX}x-abc", tmp_path / "tmp12345", tmp_path / "ipsim-compile-1-abc"]
+    for d in (dead, alive, mine, *other):
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "f.py").write_text("x = 1\n")
+    assert scratch.sweep(str(tmp_path)) == [dead]
+    assert not dead.exists()
+    assert all(d.exists() for d in (alive, mine, *other))
+
+
 def test_no_compile_helper_on_one_core_when_turned_off_or_inside_a_dask_worker(monkeypatch):
     """The helper only pays where a second core is free for it: not when this process may
     run on one core only (a container, taskset), not when the user turns it off, not
@@ -1051,7 +1075,10 @@ def test_a_cold_compile_with_the_helper_computes_what_one_without_it_computes(tm
     ordinary and extreme points, and the draws of one seed the same.  Each run in a
     fresh process with empty caches.  Also checked: the helper did compile parts that
     the whole then took from the cache (it merged entries, and the whole made no new
-    part the two halves had not)."""
+    part the two halves had not).  And the compile's throw-away source files (PyTensor
+    writes one per generated function and never removes it) went into the process's
+    scratch directory, which is gone when the process ends: its temporary directory is
+    left empty, the helper's files included (models/scratch.py)."""
     import os
     import subprocess
     import sys
@@ -1081,17 +1108,23 @@ def test_a_cold_compile_with_the_helper_computes_what_one_without_it_computes(tm
         "print('MERGED', getattr(seen.get('helper'), 'merged', None))\n"
         "print('ENTRY', compiled.compiled_expand_func._cache_hits)\n"
         "print('TAIL', len(listing() - seen['parts']) if 'parts' in seen else None)\n"
+        "import models.scratch as S\n"
+        "print('SCRATCH', len(os.listdir(S.directory())))\n"
         "m = HierarchicalGrowth(use_cache=False, draws=100, tune=100).fit(panel)\n"
         "print('DRAWS', hashlib.sha256(m.idata.posterior['mu_series'].values.tobytes()).hexdigest())\n"
     ) % (str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent))
     out = {}
     for label, helper in (("helper", "1"), ("alone", "0")):
-        env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp_path / label / 'pt'}",
+        tmp = tmp_path / label / "tmp"
+        tmp.mkdir(parents=True)
+        env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp_path / label / 'pt'}", TMPDIR=str(tmp),
                    NUMBA_CACHE_DIR=str(tmp_path / label / "nb"), IPSIM_SAMPLER="nutpie", IPSIM_COMPILE_HELPER=helper)
         p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
         assert p.returncode == 0, p.stderr[-2000:]
         out[label] = dict(ln.split(" ", 1) for ln in p.stdout.splitlines()
-                          if ln.startswith(("VALUES", "MERGED", "TAIL", "ENTRY", "DRAWS")))
+                          if ln.startswith(("VALUES", "MERGED", "TAIL", "ENTRY", "DRAWS", "SCRATCH")))
+        assert int(out[label]["SCRATCH"]) > 50             # PyTensor did write its files, into the scratch
+        assert list(tmp.iterdir()) == []                   # and nothing is left behind
     assert int(out["helper"]["MERGED"]) > 20 and out["helper"]["TAIL"] == "0"
     assert out["helper"]["ENTRY"] == "1"                   # the expansion's entry point: the helper's, loaded
     assert out["alone"]["MERGED"] == "None" and out["alone"]["ENTRY"] == "0"    # IPSIM_COMPILE_HELPER=0

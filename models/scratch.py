@@ -1,0 +1,91 @@
+"""Where the compile's throw-away files go, and that they go away.
+
+PyTensor writes the Python source of every function it generates for numba to a file of
+its own in the system's temporary directory (``pytensor.link.utils.compile_function_src``,
+``NamedTemporaryFile(delete=False)``) and never removes it: measured on 2026-12-05, a warm
+``ipsim run --plan wuxi-2024`` left 188 such files behind and a cold first run and a
+back-test about 3,200, so a planner's temporary directory (and a CI machine's) grows by
+thousands of files a day.  numba does not read them back: PyTensor's cache finds compiled
+functions by a hash of their source, not by file (``pytensor.link.numba.cache``).
+
+While :func:`contained` is active, :mod:`tempfile` creates files in one directory of this
+process, ``ipsim-scratch-<pid>-…``, which is removed when the process ends.  A process
+that ends without running its exit handlers (killed, or a Dask worker its nanny stops)
+leaves its directory behind; the next process to open one removes every such directory
+whose process no longer runs.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+PREFIX = "ipsim-scratch-"
+_lock = threading.RLock()
+_dir: str | None = None
+_users = 0
+_saved: str | None = None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:          # exists, another user's: not ours to judge
+        return True
+    return True
+
+
+def sweep(base: str | None = None) -> list[Path]:
+    """Remove the scratch directories of processes that no longer run; return them."""
+    removed = []
+    for d in Path(base or tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            pid = int(d.name[len(PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _running(pid):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def directory() -> str:
+    """This process's scratch directory (made on first use, removed at exit)."""
+    global _dir
+    with _lock:
+        if _dir is None or not os.path.isdir(_dir):
+            base = tempfile.gettempdir()
+            sweep(base)
+            _dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base)
+            atexit.register(shutil.rmtree, _dir, True)
+        return _dir
+
+
+@contextmanager
+def contained():
+    """Within the block, :mod:`tempfile` creates its files in :func:`directory`.
+
+    Why :data:`tempfile.tempdir` and not a wrapper around PyTensor's function: PyTensor's
+    modules import ``compile_function_src`` by name, so only the place it asks for a
+    directory is shared.  The setting is process-wide (blocks in several threads share it); the
+    previous one is restored when the last block ends."""
+    global _users, _saved
+    with _lock:
+        if _users == 0:
+            _saved = tempfile.tempdir
+            tempfile.tempdir = directory()
+        _users += 1
+        here = tempfile.tempdir
+    try:
+        yield here
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                tempfile.tempdir = _saved
