@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,14 +32,19 @@ _users = 0
 _saved: str | None = None
 
 
-def _running(pid: int) -> bool:
+def _ended(pid: int, path: Path) -> bool:
+    """Whether the process that made ``path`` has ended."""
+    if os.name != "posix":
+        # Windows's os.kill(pid, 0) terminates the process instead of probing it: there a
+        # directory counts as left behind when it is a day old
+        return time.time() - path.stat().st_mtime > 86400.0
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except OSError:          # exists, another user's: not ours to judge
         return True
-    return True
+    except OSError:          # exists, another user's: not ours to judge
+        return False
+    return False
 
 
 def sweep(base: str | None = None) -> list[Path]:
@@ -49,9 +55,12 @@ def sweep(base: str | None = None) -> list[Path]:
             pid = int(d.name[len(PREFIX):].split("-", 1)[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _running(pid):
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
+        try:
+            if pid != os.getpid() and _ended(pid, d):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        except OSError:      # removed meanwhile by another process's sweep
+            pass
     return removed
 
 

@@ -1001,6 +1001,18 @@ def test_scratch_directories_of_ended_processes_are_swept_and_no_other(tmp_path)
     assert not dead.exists()
     assert all(d.exists() for d in (alive, mine, *other))
 
+    # elsewhere than POSIX os.kill(pid, 0) would end the process: never called there;
+    # a directory counts as left behind when a day old
+    import pytest
+
+    old = tmp_path / "old"
+    old.mkdir()
+    os.utime(old, (0, 0))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scratch.os, "kill", lambda *a: pytest.fail("os.kill called"))
+        mp.setattr(scratch.os, "name", "nt")
+        assert scratch._ended(os.getppid(), old) and not scratch._ended(os.getppid(), alive)
+
 
 def test_no_compile_helper_on_one_core_when_turned_off_or_inside_a_dask_worker(monkeypatch):
     """The helper only pays where a second core is free for it: not when this process may
