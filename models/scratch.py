@@ -12,7 +12,7 @@ While :func:`contained` is active, :mod:`tempfile` creates files in one director
 process, ``ipsim-scratch-<pid>-…``, which is removed when the process ends.  A process
 that ends without running its exit handlers (killed, or a Dask worker its nanny stops)
 leaves its directory behind; the next process to open one removes every such directory
-whose process no longer runs.
+whose process no longer runs and which has not changed for an hour.
 """
 from __future__ import annotations
 
@@ -33,11 +33,18 @@ _saved: str | None = None
 
 
 def _ended(pid: int, path: Path) -> bool:
-    """Whether the process that made ``path`` has ended."""
+    """Whether the process that made ``path`` has ended.
+
+    Also on POSIX the directory must not have changed for an hour: a process in another
+    PID namespace (a container sharing this temporary directory) looks ended from here,
+    and its directory must not vanish in the middle of a compile."""
+    age = time.time() - path.stat().st_mtime
     if os.name != "posix":
         # Windows's os.kill(pid, 0) terminates the process instead of probing it: there a
         # directory counts as left behind when it is a day old
-        return time.time() - path.stat().st_mtime > 86400.0
+        return age > 86400.0
+    if age < 3600.0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -981,7 +981,8 @@ def test_a_compile_helpers_cache_entries_join_the_shared_cache_only_where_it_has
 def test_scratch_directories_of_ended_processes_are_swept_and_no_other(tmp_path):
     """models/scratch.py: a process killed before its exit handlers ran leaves its
     scratch directory behind; the next one removes it — but never the directory of a
-    process that still runs, its own, or anything not named like a scratch directory."""
+    process that still runs, its own, one changed within the hour (a process in another
+    PID namespace looks ended), or anything not named like a scratch directory."""
     import os
     import subprocess
     import sys
@@ -994,12 +995,15 @@ def test_scratch_directories_of_ended_processes_are_swept_and_no_other(tmp_path)
     alive = tmp_path / f"{scratch.PREFIX}{os.getppid()}-abc"
     mine = tmp_path / f"{scratch.PREFIX}{os.getpid()}-abc"
     other = [tmp_path / f"{scratch.PREFIX}x-abc", tmp_path / "tmp12345", tmp_path / "ipsim-compile-1-abc"]
-    for d in (dead, alive, mine, *other):
+    fresh = tmp_path / f"{scratch.PREFIX}{int(ended.stdout)}-def"     # ended, but changed within the hour
+    for d in (dead, alive, mine, fresh, *other):
         (d / "sub").mkdir(parents=True)
         (d / "sub" / "f.py").write_text("x = 1\n")
+        if d != fresh:
+            os.utime(d, (0, 0))
     assert scratch.sweep(str(tmp_path)) == [dead]
     assert not dead.exists()
-    assert all(d.exists() for d in (alive, mine, *other))
+    assert all(d.exists() for d in (alive, mine, fresh, *other))
 
     # elsewhere than POSIX os.kill(pid, 0) would end the process: never called there;
     # a directory counts as left behind when a day old
@@ -1011,7 +1015,7 @@ def test_scratch_directories_of_ended_processes_are_swept_and_no_other(tmp_path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(scratch.os, "kill", lambda *a: pytest.fail("os.kill called"))
         mp.setattr(scratch.os, "name", "nt")
-        assert scratch._ended(os.getppid(), old) and not scratch._ended(os.getppid(), alive)
+        assert scratch._ended(os.getppid(), old) and not scratch._ended(os.getppid(), fresh)
 
 
 def test_no_compile_helper_on_one_core_when_turned_off_or_inside_a_dask_worker(monkeypatch):
