@@ -222,7 +222,8 @@ def compile_for_nutpie(model, helper: bool = True):
 
     def compile_once():
         # scratch.contained: PyTensor's generated source files go where they are removed
-        with pytensor.config.change_flags(numba__fastmath=False), llvm_optimisation(LLVM_OPT), scratch.contained():
+        with pytensor.config.change_flags(numba__fastmath=False), llvm_optimisation(LLVM_OPT), scratch.contained(), \
+                one_dispatcher_per_key():
             try:
                 return _compile_cached(model, helper)
             except _Unsupported:
@@ -296,6 +297,73 @@ class llvm_optimisation:
                 if _opt_users == 0:
                     config.OPT = _opt_saved
         return False
+
+
+_memo_lock = threading.Lock()
+_memo_users = 0
+_memo_saved = None
+#: one numba dispatcher per PyTensor cache key, fast-math setting and node types, while a
+#: compile runs
+_dispatchers: dict = {}
+
+
+class one_dispatcher_per_key:
+    """Within the block, PyTensor's numba translation returns the same dispatcher for
+    every node with the same cache key and types.
+
+    Why: PyTensor makes a new numba dispatcher each time it translates a graph, and a
+    new dispatcher knows nothing compiled — it loads every part from the disk cache
+    again.  A compile translates the log density's graph once whole and once in the
+    piece this process types for the compile helper, so this process's half of the parts
+    was loaded twice.  Sound by PyTensor's own contract: its disk cache returns one
+    compiled function for one key and numba signature, whichever node compiled it first;
+    the memo's key is finer (see :func:`_memoised`)."""
+
+    def __enter__(self):
+        global _memo_users, _memo_saved
+        from pytensor.link.numba.dispatch import basic
+
+        with _memo_lock:
+            if _memo_users == 0:
+                _memo_saved = basic.numba_funcify_ensure_cache
+                basic.numba_funcify_ensure_cache = _memoised(_memo_saved)
+            _memo_users += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _memo_users
+        from pytensor.link.numba.dispatch import basic
+
+        with _memo_lock:
+            _memo_users -= 1
+            if _memo_users == 0:
+                basic.numba_funcify_ensure_cache = _memo_saved
+                # held no longer than the compile: a Dask worker fits shard after shard,
+                # whose static shapes differ, and would keep every shard's parts alive
+                _dispatchers.clear()
+        return False
+
+
+def _memoised(real):
+    import pytensor
+
+    @wraps(real)
+    def funcify(op, *args, **kwargs):
+        func, key = real(op, *args, **kwargs)
+        node = kwargs.get("node")
+        if key is None or node is None:
+            return func, key
+        # PyTensor's key names a function only together with numba's signature (the
+        # disk cache is keyed by both): one scalar ``add`` Op has one key, yet its
+        # function for three arguments is not its function for two.  The node's input
+        # and output types (dtype, rank, broadcast pattern) fix the signature but for
+        # the arrays' layouts, which one dispatcher handles as numba's cache does.
+        types = tuple(v.type for v in node.inputs), tuple(v.type for v in node.outputs)
+        with _memo_lock:
+            func = _dispatchers.setdefault((key, bool(pytensor.config.numba__fastmath), types), func)
+        return func, key
+
+    return funcify
 
 
 def pytensor_numba_cache(base=None):

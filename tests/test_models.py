@@ -978,6 +978,38 @@ def test_a_compile_helpers_cache_entries_join_the_shared_cache_only_where_it_has
     assert merge_cache(private, shared) == 0               # nothing twice
 
 
+def test_one_dispatcher_per_key_and_types_while_compiling_and_none_kept_after():
+    """models/compiled.py, one_dispatcher_per_key: during a compile, translating a node
+    again returns the dispatcher made the first time (so what it compiled or loaded is not
+    loaded from disk again) — but only for the same PyTensor key *and* node types: one
+    scalar ``add`` Op has one key for two and for three arguments, and a dispatcher of
+    the two-argument function called with three fails numba's typing (the shipped
+    model's cold compile did).  Nothing is held after the compile."""
+    import numba
+    import pytensor.scalar as ps
+    from pytensor.link.numba.dispatch import basic
+
+    from models.compiled import _dispatchers, one_dispatcher_per_key
+
+    x, y, z = ps.float64("x"), ps.float64("y"), ps.float64("z")
+    two, three = ps.add(x, y).owner, ps.add(x, y, z).owner
+    real = basic.numba_funcify_ensure_cache
+    with one_dispatcher_per_key():
+        f2, k2 = basic.numba_funcify_ensure_cache(two.op, node=two)
+        again, _ = basic.numba_funcify_ensure_cache(two.op, node=ps.add(x, y).owner)
+        f3, k3 = basic.numba_funcify_ensure_cache(three.op, node=three)
+    assert k2 == k3                      # the hazard: PyTensor's key alone does not tell them apart
+    assert again is f2 and f3 is not f2
+    assert basic.numba_funcify_ensure_cache is real and not _dispatchers
+    assert real(two.op, node=two)[0] is not f2
+
+    @numba.njit
+    def both(a, b, c):
+        return f2(a, b) * 10 + f3(a, b, c)
+
+    assert both(1.0, 2.0, 4.0) == 37.0
+
+
 def test_scratch_directories_of_ended_processes_are_swept_and_no_other(tmp_path):
     """models/scratch.py: a process killed before its exit handlers ran leaves its
     scratch directory behind; the next one removes it — but never the directory of a
