@@ -5,8 +5,8 @@ its own in the system's temporary directory (``pytensor.link.utils.compile_funct
 ``NamedTemporaryFile(delete=False)``) and never removes it: measured on 2026-12-05, a warm
 ``ipsim run --plan wuxi-2024`` left 188 such files behind and a cold first run and a
 back-test about 3,200, so a planner's temporary directory (and a CI machine's) grows by
-thousands of files a day.  numba does not read them back: PyTensor's cache finds compiled
-functions by a hash of their source, not by file (``pytensor.link.numba.cache``).
+thousands of files a day.  Nothing reads them back: PyTensor's numba cache finds a compiled
+function by the key PyTensor gives it, not by its file (``pytensor.link.numba.cache``).
 
 While :func:`contained` is active, :mod:`tempfile` creates files in one directory of this
 process, ``ipsim-scratch-<pid>-…``, which is removed when the process ends.  A process
@@ -89,8 +89,8 @@ def contained():
 
     Why :data:`tempfile.tempdir` and not a wrapper around PyTensor's function: PyTensor's
     modules import ``compile_function_src`` by name, so only the place it asks for a
-    directory is shared.  The setting is process-wide (blocks in several threads share it); the
-    previous one is restored when the last block ends."""
+    directory is shared.  The setting is process-wide (blocks in several threads share
+    it); the previous one is restored when the last block ends."""
     global _users, _saved
     with _lock:
         if _users == 0:
