@@ -12,6 +12,20 @@ os.environ.setdefault("IPSIM_MCMC_DRAWS", "300")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compile_files_contained(tmp_path_factory):
+    """PyTensor leaves a source file in the temporary directory for every function it
+    generates (models/scratch.py).  The product's compile path contains them; tests that
+    compile beside it (nutpie's own compile, PyTensor functions in NUMBA mode) left about
+    1,200 files a run on the machine CI runs on.  pytest's own directories stay where
+    they are (their base is fixed first)."""
+    tmp_path_factory.getbasetemp()
+    from models import scratch
+
+    with scratch.contained():
+        yield
+
+
 @pytest.fixture(scope="session")
 def registry():
     from simulate.registry import Registry
