@@ -383,13 +383,9 @@ def _serve() -> int:
     signal = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     warnings.simplefilter("ignore")
-    import pytensor
+    from .compiled import compile_expand_entry, compile_settings
 
-    from .compiled import LLVM_OPT, compile_expand_entry, llvm_optimisation
-
-    # as the fit compiles (models.compiled.compile_for_nutpie): the cache keys do not
-    # name these settings, so the helper must not compile under others
-    with pytensor.config.change_flags(numba__fastmath=False), llvm_optimisation(LLVM_OPT):
+    with compile_settings():
         for graph, types in pickle.load(sys.stdin.buffer):
             type_part(graph, types)
         signal.write(b"1")

@@ -61,11 +61,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from contextlib import contextmanager, nullcontext
 from functools import wraps
 
 import numpy as np
 
 from . import scratch
+from .process_wide import ProcessWide
 
 # nutpie's own C functions (nutpie/compile_pymc.py, _make_c_logp_func and
 # _make_c_expand_func), written as source so that numba can cache them: the only
@@ -218,12 +220,10 @@ def compile_for_nutpie(model, helper: bool = True):
     (a test fits twice, with a cold and with a warm cache).  IEEE arithmetic keeps the
     seed's promise."""
     import nutpie
-    import pytensor
 
     def compile_once():
         # scratch.contained: PyTensor's generated source files go where they are removed
-        with pytensor.config.change_flags(numba__fastmath=False), llvm_optimisation(LLVM_OPT), scratch.contained(), \
-                one_dispatcher_per_key():
+        with compile_settings(), scratch.contained(), one_dispatcher_per_key():
             try:
                 return _compile_cached(model, helper)
             except _Unsupported:
@@ -255,59 +255,74 @@ def compile_for_nutpie(model, helper: bool = True):
 #: not in what it computes (a test compiles at both).  Stop 28 measured this too and did
 #: not keep it (sampling 7 % slower then, ≈ 4 s net); the filter kernels have changed since.
 LLVM_OPT = 1
-_opt_lock = threading.Lock()
-_opt_users = 0
-_opt_saved = None
 
 
-class llvm_optimisation:
+def _set_opt(level: int):
+    from numba.core import config
+
+    saved, config.OPT = config.OPT, config._OptLevel(level)
+    return saved
+
+
+def _put_opt(saved) -> None:
+    from numba.core import config
+
+    config.OPT = saved
+
+
+_opt = ProcessWide(_set_opt, _put_opt)
+
+
+def llvm_optimisation(level: int):
     """Within the block, numba's LLVM passes run at ``level`` — unless the user chose a
     level with ``NUMBA_OPT``, which stands.  numba reads its level each time it builds a
     pass manager (``numba.core.config.OPT``), so this sets it and puts the old value back
     when the last concurrent user leaves (a fit and the reference class may compile at
     once; numba compiles one function at a time under its own lock)."""
+    import os
 
-    def __init__(self, level: int):
-        self.level = level
-
-    def __enter__(self):
-        global _opt_users, _opt_saved
-        import os
-
-        from numba.core import config
-
-        if "NUMBA_OPT" in os.environ:
-            self.active = False
-            return self
-        self.active = True
-        with _opt_lock:
-            if _opt_users == 0:
-                _opt_saved = config.OPT
-                config.OPT = config._OptLevel(self.level)
-            _opt_users += 1
-        return self
-
-    def __exit__(self, *exc):
-        global _opt_users
-        from numba.core import config
-
-        if self.active:
-            with _opt_lock:
-                _opt_users -= 1
-                if _opt_users == 0:
-                    config.OPT = _opt_saved
-        return False
+    return nullcontext() if "NUMBA_OPT" in os.environ else _opt.held(level)
 
 
-_memo_lock = threading.Lock()
-_memo_users = 0
-_memo_saved = None
+@contextmanager
+def compile_settings():
+    """What every compile of ipsim's models runs under, the fit's and the compile
+    helper's alike (models.compile_helper): fast-math off (compile_for_nutpie) and
+    LLVM level :data:`LLVM_OPT`.  The cache keys do not name these settings, so a part
+    compiled under others would be loaded as if it were the same."""
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False), llvm_optimisation(LLVM_OPT):
+        yield
+
+
 #: one numba dispatcher per PyTensor cache key, fast-math setting and node types, while a
 #: compile runs
 _dispatchers: dict = {}
+_memo_lock = threading.Lock()
 
 
-class one_dispatcher_per_key:
+def _memoise_funcify():
+    from pytensor.link.numba.dispatch import basic
+
+    real = basic.numba_funcify_ensure_cache
+    basic.numba_funcify_ensure_cache = _memoised(real)
+    return real
+
+
+def _unmemoise_funcify(real) -> None:
+    from pytensor.link.numba.dispatch import basic
+
+    basic.numba_funcify_ensure_cache = real
+    # held no longer than the compile: a Dask worker fits shard after shard, whose
+    # static shapes differ, and would keep every shard's parts alive
+    _dispatchers.clear()
+
+
+_memo = ProcessWide(_memoise_funcify, _unmemoise_funcify)
+
+
+def one_dispatcher_per_key():
     """Within the block, PyTensor's numba translation returns the same dispatcher for
     every node with the same cache key and types.
 
@@ -318,30 +333,7 @@ class one_dispatcher_per_key:
     was loaded twice.  Sound by PyTensor's own contract: its disk cache returns one
     compiled function for one key and numba signature, whichever node compiled it first;
     the memo's key is finer (see :func:`_memoised`)."""
-
-    def __enter__(self):
-        global _memo_users, _memo_saved
-        from pytensor.link.numba.dispatch import basic
-
-        with _memo_lock:
-            if _memo_users == 0:
-                _memo_saved = basic.numba_funcify_ensure_cache
-                basic.numba_funcify_ensure_cache = _memoised(_memo_saved)
-            _memo_users += 1
-        return self
-
-    def __exit__(self, *exc):
-        global _memo_users
-        from pytensor.link.numba.dispatch import basic
-
-        with _memo_lock:
-            _memo_users -= 1
-            if _memo_users == 0:
-                basic.numba_funcify_ensure_cache = _memo_saved
-                # held no longer than the compile: a Dask worker fits shard after shard,
-                # whose static shapes differ, and would keep every shard's parts alive
-                _dispatchers.clear()
-        return False
+    return _memo.held()
 
 
 def _memoised(real):

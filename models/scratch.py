@@ -22,14 +22,13 @@ import shutil
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
+from .process_wide import ProcessWide
+
 PREFIX = "ipsim-scratch-"
-_lock = threading.RLock()
+_lock = threading.Lock()
 _dir: str | None = None
-_users = 0
-_saved: str | None = None
 
 
 def _ended(pid: int, path: Path) -> bool:
@@ -83,7 +82,18 @@ def directory() -> str:
         return _dir
 
 
-@contextmanager
+def _point_tempfile_here():
+    saved, tempfile.tempdir = tempfile.tempdir, directory()
+    return saved
+
+
+def _put_tempfile(saved) -> None:
+    tempfile.tempdir = saved
+
+
+_tempdir = ProcessWide(_point_tempfile_here, _put_tempfile)
+
+
 def contained():
     """Within the block, :mod:`tempfile` creates its files in :func:`directory`.
 
@@ -91,17 +101,4 @@ def contained():
     modules import ``compile_function_src`` by name, so only the place it asks for a
     directory is shared.  The setting is process-wide (blocks in several threads share
     it); the previous one is restored when the last block ends."""
-    global _users, _saved
-    with _lock:
-        if _users == 0:
-            _saved = tempfile.tempdir
-            tempfile.tempdir = directory()
-        _users += 1
-        here = tempfile.tempdir
-    try:
-        yield here
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0:
-                tempfile.tempdir = _saved
+    return _tempdir.held()

@@ -1078,7 +1078,6 @@ def test_the_compile_helper_types_every_part_as_the_whole_graph_does():
     this guess missed 9 parts before views and in-place results were followed).
     Checked here against numba's own type inference of the whole graph, every
     intermediate variable of the log density's and the expansion's graphs."""
-    import pytensor
     from numba.core import registry, typed_passes
     from numba.core.compiler import run_frontend
     from pytensor.link.numba.dispatch.basic import numba_funcify
@@ -1089,7 +1088,7 @@ def test_the_compile_helper_types_every_part_as_the_whole_graph_does():
 
     model = HierarchicalGrowth().build_model(synthetic_panel(seed=5, n_codes=3, n_places=3)[0])
     checked, wrong = 0, []
-    with pytensor.config.change_flags(numba__fastmath=False), C.llvm_optimisation(C.LLVM_OPT):
+    with C.compile_settings():
         ncp, _, _ = C._internals()
         _, _, logp_fn, expand_fn, *_ = ncp._make_functions(
             model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=C._initial_point_fn(model))
